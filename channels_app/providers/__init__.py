@@ -1,0 +1,13 @@
+"""Provider adapters and the registry that maps provider keys to them."""
+from channels_app.providers.base import Provider
+from channels_app.providers.console import ConsoleProvider
+from channels_app.providers.fcm import FcmProvider
+from channels_app.providers.smtp import SmtpProvider
+
+REGISTRY: dict[str, type[Provider]] = {
+    provider.key: provider for provider in (ConsoleProvider, SmtpProvider, FcmProvider)
+}
+
+
+def provider_class(key: str) -> type[Provider] | None:
+    return REGISTRY.get(key)

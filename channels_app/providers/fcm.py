@@ -1,0 +1,225 @@
+"""Firebase Cloud Messaging over the HTTP v1 API.
+
+pyfcm builds the request body and the endpoint URL, and google-auth fetches the OAuth
+token from the service account's `token_uri`. The requests themselves go out
+concurrently over one aiohttp connection pool, because the v1 API takes one message
+per request and pyfcm's own send path sleeps and recurses without bound on
+Retry-After and on expired tokens; retries belong to our pipeline.
+"""
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+import aiohttp
+import google.auth.transport.requests
+from google.auth.exceptions import GoogleAuthError
+from google.oauth2 import service_account
+from pyfcm import FCMNotification
+from requests.adapters import HTTPAdapter
+
+from channels_app.providers import aio
+from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://fcm.googleapis.com"
+SCOPES = ["https://www.googleapis.com/auth/firebase.messaging"]
+# FCM asks for at least one minute before retrying QUOTA_EXCEEDED without Retry-After.
+QUOTA_RETRY_SECONDS = 60.0
+
+# errorCode from the FcmError detail of an error body, mapped to our outcome.
+ERROR_CODES: dict[str, Outcome] = {
+    "UNREGISTERED": Outcome.INVALID_ADDRESS,
+    "SENDER_ID_MISMATCH": Outcome.INVALID_ADDRESS,
+    "INVALID_ARGUMENT": Outcome.PERMANENT,
+    "QUOTA_EXCEEDED": Outcome.RETRYABLE,
+    "UNAVAILABLE": Outcome.RETRYABLE,
+    "INTERNAL": Outcome.RETRYABLE,
+    "UNSPECIFIED_ERROR": Outcome.RETRYABLE,
+    "THIRD_PARTY_AUTH_ERROR": Outcome.CONFIGURATION,
+}
+# Used when the body carries no errorCode.
+STATUS_CODES: dict[int, Outcome] = {
+    400: Outcome.PERMANENT,
+    401: Outcome.CONFIGURATION,
+    403: Outcome.CONFIGURATION,
+    404: Outcome.INVALID_ADDRESS,
+    429: Outcome.RETRYABLE,
+}
+
+
+def parse_error(status: int, body: str) -> tuple[str, str]:
+    """Return (errorCode or HTTP status name, message) from an FCM error body."""
+    try:
+        error = json.loads(body).get("error", {})
+    except (ValueError, AttributeError):
+        return str(status), body[:500]
+    code = error.get("status") or str(status)
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("errorCode"):
+            code = detail["errorCode"]
+    return code, str(error.get("message", ""))[:500]
+
+
+def classify(status: int, body: str) -> tuple[Outcome, str, str]:
+    code, message = parse_error(status, body)
+    outcome = ERROR_CODES.get(code)
+    if outcome is None:
+        outcome = STATUS_CODES.get(status, Outcome.RETRYABLE if status >= 500 else Outcome.PERMANENT)
+    if code == "INVALID_ARGUMENT" and "registration token" in message.lower():
+        outcome = Outcome.INVALID_ADDRESS
+    return outcome, code, message
+
+
+def retry_after_seconds(header: str | None, code: str) -> float | None:
+    if header:
+        try:
+            return max(float(header), 0.0)
+        except ValueError:
+            pass
+    return QUOTA_RETRY_SECONDS if code == "QUOTA_EXCEEDED" else None
+
+
+def string_map(data: dict[str, Any]) -> dict[str, str]:
+    """FCM's data field is a map of strings; encode other values as JSON."""
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for key, value in data.items()
+    }
+
+
+class FcmProvider(Provider):
+    key = "fcm"
+    kinds = ("app",)
+    required_config = ("project_id",)
+    required_credentials = ("service_account",)
+
+    @classmethod
+    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+        errors = super().validate(config, credentials)
+        account = credentials.get("service_account")
+        if "credentials.service_account" not in errors:
+            if not isinstance(account, dict):
+                errors["credentials.service_account"] = "Must be the service account JSON object."
+            else:
+                missing = [
+                    name for name in ("client_email", "private_key", "token_uri")
+                    if not account.get(name)
+                ]
+                if missing and not (missing == ["token_uri"] and config.get("token_uri")):
+                    errors["credentials.service_account"] = (
+                        "Missing keys: " + ", ".join(missing) + "."
+                    )
+        return errors
+
+    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float) -> None:
+        super().__init__(config, credentials, timeout)
+        account = dict(credentials["service_account"])
+        if config.get("token_uri"):
+            account["token_uri"] = config["token_uri"]
+        try:
+            self._credentials = service_account.Credentials.from_service_account_info(
+                account, scopes=SCOPES
+            )
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"invalid FCM service account: {error}") from None
+        # pyfcm only builds payloads here; its retrying adapter is switched off anyway.
+        self._fcm = FCMNotification(
+            credentials=self._credentials,
+            project_id=config["project_id"],
+            adapter=HTTPAdapter(max_retries=0),
+        )
+        base_url = (config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self._fcm.FCM_END_POINT_BASE = f"{base_url}/v1/projects"
+        self.endpoint = self._fcm.fcm_end_point
+        self.concurrency = int(config.get("concurrency", 64))
+        self._token_lock = threading.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    def access_token(self, force_refresh: bool = False) -> str:
+        """Return a valid OAuth token, fetching a new one when needed; thread-safe."""
+        with self._token_lock:
+            if force_refresh or not self._credentials.valid:
+                self._credentials.refresh(google.auth.transport.requests.Request())
+            return self._credentials.token
+
+    def payload(self, message: OutgoingMessage) -> bytes:
+        return self._fcm.parse_payload(
+            fcm_token=message.address,
+            notification_title=message.title or None,
+            notification_body=message.body or None,
+            data_payload=string_map(message.data) or None,
+        )
+
+    def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        try:
+            token = self.access_token()
+        except (GoogleAuthError, ValueError, OSError) as error:
+            logger.error("fcm: fetching the access token failed: %s", error)
+            return [
+                SendResult(m.record_id, Outcome.RETRYABLE, error_code="token_fetch_failed",
+                           error_message=str(error)[:500])
+                for m in messages
+            ]
+        results = aio.run(self._send_all(messages, token))
+
+        expired = [r for r in results if r.error_code == "UNAUTHENTICATED"]
+        if expired:
+            # An OAuth token can be revoked before its expiry: refresh once and resend.
+            by_id = {m.record_id: m for m in messages}
+            token = self.access_token(force_refresh=True)
+            retried = aio.run(self._send_all([by_id[r.record_id] for r in expired], token))
+            retried_by_id = {r.record_id: r for r in retried}
+            results = [retried_by_id.get(r.record_id, r) for r in results]
+        return results
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
+        return self._session
+
+    async def _send_all(self, messages: list[OutgoingMessage], token: str) -> list[SendResult]:
+        session = await self._client()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def send_one(message: OutgoingMessage) -> SendResult:
+            async with limit:
+                return await self._post(session, headers, message)
+
+        return list(await asyncio.gather(*(send_one(m) for m in messages)))
+
+    async def _post(self, session: aiohttp.ClientSession, headers: dict[str, str],
+                    message: OutgoingMessage) -> SendResult:
+        try:
+            async with session.post(self.endpoint, data=self.payload(message), headers=headers) as response:
+                body = await response.text()
+                status = response.status
+                retry_header = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
+                              error_message=str(error)[:500] or type(error).__name__)
+        if status == 200:
+            try:
+                name = json.loads(body)["name"]
+            except (ValueError, KeyError, TypeError):
+                return SendResult(message.record_id, Outcome.RETRYABLE, error_code="empty_response",
+                                  error_message="FCM answered 200 without a message name")
+            return SendResult(message.record_id, Outcome.SENT, provider_message_id=name)
+        outcome, code, text = classify(status, body)
+        if status == 401 and code != "THIRD_PARTY_AUTH_ERROR":
+            code = "UNAUTHENTICATED"
+        return SendResult(
+            message.record_id, outcome, error_code=code, error_message=text,
+            retry_after=retry_after_seconds(retry_header, code),
+            response_data={"status": status},
+        )
+
+    def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            aio.run(self._session.close())

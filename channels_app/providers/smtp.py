@@ -1,0 +1,108 @@
+"""Email over SMTP through Django's SMTP backend, one connection per batch."""
+import logging
+import smtplib
+import socket
+from typing import Any
+
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.smtp import EmailBackend
+from django.core.mail.message import make_msgid
+
+from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout)
+
+
+def classify_smtp_code(code: int) -> Outcome:
+    """4xx replies are temporary (RFC 5321, section 4.2.1); 5xx are permanent."""
+    return Outcome.RETRYABLE if 400 <= code < 500 else Outcome.PERMANENT
+
+
+class SmtpProvider(Provider):
+    key = "smtp"
+    kinds = ("email",)
+    required_config = ("host", "port", "from_email")
+
+    @classmethod
+    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+        errors = super().validate(config, credentials)
+        port = config.get("port")
+        if "config.port" not in errors and (
+            not isinstance(port, int) or not 0 < port < 65536
+        ):
+            errors["config.port"] = "Must be an integer from 1 to 65535."
+        if config.get("use_tls") and config.get("use_ssl"):
+            errors["config.use_ssl"] = "use_tls and use_ssl cannot both be true."
+        return errors
+
+    def _backend(self) -> EmailBackend:
+        return EmailBackend(
+            host=self.config["host"],
+            port=self.config["port"],
+            username=self.credentials.get("username") or None,
+            password=self.credentials.get("password") or None,
+            use_tls=bool(self.config.get("use_tls")),
+            use_ssl=bool(self.config.get("use_ssl")),
+            timeout=self.timeout,
+            fail_silently=False,
+        )
+
+    def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        backend = self._backend()
+        try:
+            backend.open()
+        except smtplib.SMTPAuthenticationError as error:
+            logger.error("smtp: authentication failed at %s", self.config["host"])
+            return self._all(messages, Outcome.CONFIGURATION, "auth_failed", str(error))
+        except (smtplib.SMTPException, OSError) as error:
+            logger.warning("smtp: cannot connect to %s: %s", self.config["host"], error)
+            return self._all(messages, Outcome.RETRYABLE, "connect_failed", str(error))
+        try:
+            return [self._send_one(backend, message) for message in messages]
+        finally:
+            try:
+                backend.close()
+            except (smtplib.SMTPException, OSError):
+                logger.warning("smtp: closing the connection failed", exc_info=True)
+
+    def _send_one(self, backend: EmailBackend, message: OutgoingMessage) -> SendResult:
+        message_id = make_msgid(domain=self.config["from_email"].rpartition("@")[2])
+        email = EmailMultiAlternatives(
+            subject=message.title,
+            body=message.body,
+            from_email=self.config["from_email"],
+            to=[message.address],
+            headers={"Message-ID": message_id},
+            connection=backend,
+        )
+        html = message.data.get("html_body")
+        if html:
+            email.attach_alternative(html, "text/html")
+        try:
+            email.send()
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = next(iter(error.recipients.values()))
+            outcome = Outcome.RETRYABLE if 400 <= code < 500 else Outcome.INVALID_ADDRESS
+            return self._result(message, outcome, str(code), reply)
+        except smtplib.SMTPSenderRefused as error:
+            return self._result(message, Outcome.CONFIGURATION, str(error.smtp_code), error.smtp_error)
+        except smtplib.SMTPResponseException as error:
+            outcome = classify_smtp_code(error.smtp_code)
+            return self._result(message, outcome, str(error.smtp_code), error.smtp_error)
+        except TRANSIENT_ERRORS as error:
+            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="disconnected", error_message=str(error))
+        return SendResult(message.record_id, Outcome.SENT, provider_message_id=message_id)
+
+    @staticmethod
+    def _result(message: OutgoingMessage, outcome: Outcome, code: str, reply: bytes | str) -> SendResult:
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+        return SendResult(message.record_id, outcome, error_code=code, error_message=text)
+
+    @staticmethod
+    def _all(messages: list[OutgoingMessage], outcome: Outcome, code: str, text: str) -> list[SendResult]:
+        return [
+            SendResult(message.record_id, outcome, error_code=code, error_message=text)
+            for message in messages
+        ]

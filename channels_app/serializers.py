@@ -1,0 +1,110 @@
+import re
+
+from django.core.validators import validate_email
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from channels_app.models import Channel, Contact, Device
+from channels_app.providers import REGISTRY
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    credentials = serializers.DictField(write_only=True, required=False)
+    has_credentials = serializers.SerializerMethodField()
+    provider = serializers.ChoiceField(choices=sorted(REGISTRY))
+
+    class Meta:
+        model = Channel
+        fields = [
+            "id", "name", "kind", "provider", "config", "credentials", "has_credentials",
+            "enabled", "priority", "rate_limit_per_second", "cost_per_message",
+            "is_healthy", "last_error", "created_at", "updated_at",
+        ]
+        read_only_fields = ["is_healthy", "last_error", "created_at", "updated_at"]
+
+    def get_has_credentials(self, channel: Channel) -> bool:
+        return bool(channel.encrypted_credentials)
+
+    def validate_config(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object.")
+        return value
+
+    def validate(self, attrs):
+        instance: Channel | None = self.instance
+        kind = attrs.get("kind", instance.kind if instance else None)
+        provider = attrs.get("provider", instance.provider if instance else None)
+        config = attrs.get("config", instance.config if instance else {})
+        if "credentials" in attrs:
+            credentials = attrs["credentials"]
+        else:
+            credentials = instance.credentials if instance else {}
+        adapter = REGISTRY[provider]
+        if kind not in adapter.kinds:
+            raise serializers.ValidationError(
+                {"kind": f"Provider {provider!r} sends only {', '.join(adapter.kinds)}."}
+            )
+        errors = adapter.validate(config, credentials)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def create(self, validated_data):
+        credentials = validated_data.pop("credentials", {})
+        channel = Channel(**validated_data)
+        channel.credentials = credentials
+        channel.save()
+        return channel
+
+    def update(self, instance, validated_data):
+        if "credentials" in validated_data:
+            instance.credentials = validated_data.pop("credentials")
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        if validated_data.get("enabled"):
+            instance.is_healthy = True
+        instance.save()
+        return instance
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    user_id = serializers.CharField(max_length=64)
+
+    class Meta:
+        model = Contact
+        fields = ["id", "user_id", "kind", "address", "is_active", "created_at"]
+        read_only_fields = ["is_active", "created_at"]
+        validators = []  # registration is idempotent: the view returns the existing row
+
+    def validate(self, attrs):
+        address = attrs["address"].strip()
+        if attrs["kind"] == Contact.Kind.EMAIL:
+            try:
+                validate_email(address)
+            except DjangoValidationError:
+                raise serializers.ValidationError({"address": "Enter a valid email address."})
+            address = address.lower()
+        elif attrs["kind"] == Contact.Kind.PHONE:
+            address = re.sub(r"[\s()-]", "", address)
+            if not E164.match(address):
+                raise serializers.ValidationError(
+                    {"address": "Enter the number in E.164 form, for example +8613800138000."}
+                )
+        attrs["address"] = address
+        return attrs
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    user_id = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=512)
+    provider = serializers.RegexField(r"^[a-z0-9_]+$", max_length=32)
+
+    class Meta:
+        model = Device
+        fields = ["id", "user_id", "platform", "provider", "token", "is_active", "registered_at"]
+        read_only_fields = ["is_active", "registered_at"]
+        validators = []
+
+

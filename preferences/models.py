@@ -1,0 +1,54 @@
+from django.conf import settings
+from django.db import models
+
+
+def default_timezone() -> str:
+    return settings.PUSH_DEFAULT_TIMEZONE
+
+
+def default_locale() -> str:
+    return settings.PUSH_DEFAULT_LOCALE
+
+
+class UserProfile(models.Model):
+    """User-wide delivery settings; broadcasts reach every user with a profile."""
+
+    user_id = models.CharField(max_length=64, unique=True)
+    timezone = models.CharField(max_length=64, default=default_timezone)
+    locale = models.CharField(max_length=16, default=default_locale)
+    all_enabled = models.BooleanField(default=True)
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class UserPushPreference(models.Model):
+    """A per-channel override; an empty notification_type applies to every type."""
+
+    ANY_TYPE = ""
+
+    user_id = models.CharField(max_length=64)
+    notification_type = models.CharField(max_length=64, blank=True, default=ANY_TYPE)
+    channel = models.CharField(max_length=16)
+    is_enabled = models.BooleanField(default=True)
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    frequency_limit = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "notification_type", "channel"],
+                name="unique_preference_row",
+            ),
+        ]
+        indexes = [models.Index(fields=["user_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.notification_type or '*'}/{self.channel}"

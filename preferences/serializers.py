@@ -1,0 +1,65 @@
+from zoneinfo import available_timezones
+
+from rest_framework import serializers
+
+from sharestack_push.notifications.constants import ChannelKind
+
+TIME_FORMAT = "%H:%M"
+
+
+class QuietHoursSerializer(serializers.Serializer):
+    start = serializers.TimeField(format=TIME_FORMAT)
+    end = serializers.TimeField(format=TIME_FORMAT)
+
+
+class FrequencyLimitSerializer(serializers.Serializer):
+    per_day = serializers.IntegerField(min_value=0, max_value=10_000, allow_null=True)
+
+
+class PreferenceRowSerializer(serializers.Serializer):
+    notification_type = serializers.RegexField(
+        r"^[\w.:*-]*$", max_length=64, allow_blank=True, required=False, default="",
+        help_text="Empty or '*' applies to every type.",
+    )
+    channel = serializers.ChoiceField(choices=ChannelKind.choices)
+    is_enabled = serializers.BooleanField(default=True)
+    quiet_hours_start = serializers.TimeField(format=TIME_FORMAT, required=False, allow_null=True, default=None)
+    quiet_hours_end = serializers.TimeField(format=TIME_FORMAT, required=False, allow_null=True, default=None)
+    frequency_limit = serializers.IntegerField(min_value=0, max_value=10_000, required=False, allow_null=True, default=None)
+
+    def validate_notification_type(self, value: str) -> str:
+        return "" if value == "*" else value
+
+    def validate(self, attrs):
+        if (attrs.get("quiet_hours_start") is None) != (attrs.get("quiet_hours_end") is None):
+            raise serializers.ValidationError(
+                {"quiet_hours_end": "Give both quiet_hours_start and quiet_hours_end, or neither."}
+            )
+        return attrs
+
+
+class PreferenceDocumentSerializer(serializers.Serializer):
+    user_id = serializers.CharField(max_length=64)
+    all_enabled = serializers.BooleanField(default=True)
+    timezone = serializers.CharField(max_length=64, required=False)
+    locale = serializers.ChoiceField(choices=["zh-hans", "en"], required=False)
+    quiet_hours = QuietHoursSerializer(required=False, allow_null=True, default=None)
+    frequency_limit = FrequencyLimitSerializer(required=False, allow_null=True, default=None)
+    preferences = PreferenceRowSerializer(many=True, required=False, default=list)
+
+    def validate_timezone(self, value: str) -> str:
+        if value not in available_timezones():
+            raise serializers.ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Asia/Shanghai.")
+        return value
+
+    def validate_preferences(self, rows):
+        seen = set()
+        for index, row in enumerate(rows):
+            key = (row["notification_type"], row["channel"])
+            if key in seen:
+                raise serializers.ValidationError(
+                    f"Row {index} repeats notification_type {row['notification_type'] or '*'!r} "
+                    f"on channel {row['channel']!r}."
+                )
+            seen.add(key)
+        return rows

@@ -1,0 +1,96 @@
+import logging
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from preferences.models import UserProfile, UserPushPreference
+from preferences.serializers import TIME_FORMAT, PreferenceDocumentSerializer
+from sharestack_push.notifications.constants import Scope
+
+logger = logging.getLogger(__name__)
+
+
+def format_time(value) -> str | None:
+    return value.strftime(TIME_FORMAT) if value is not None else None
+
+
+def preference_document(user_id: str) -> dict:
+    profile = UserProfile.objects.filter(user_id=user_id).first() or UserProfile(user_id=user_id)
+    quiet_hours = None
+    if profile.quiet_hours_start is not None and profile.quiet_hours_end is not None:
+        quiet_hours = {"start": format_time(profile.quiet_hours_start), "end": format_time(profile.quiet_hours_end)}
+    rows = UserPushPreference.objects.filter(user_id=user_id).order_by("notification_type", "channel")
+    return {
+        "user_id": user_id,
+        "all_enabled": profile.all_enabled,
+        "timezone": profile.timezone,
+        "locale": profile.locale,
+        "quiet_hours": quiet_hours,
+        "frequency_limit": {"per_day": profile.daily_limit} if profile.daily_limit is not None else None,
+        "preferences": [
+            {
+                "notification_type": row.notification_type,
+                "channel": row.channel,
+                "is_enabled": row.is_enabled,
+                "quiet_hours_start": format_time(row.quiet_hours_start),
+                "quiet_hours_end": format_time(row.quiet_hours_end),
+                "frequency_limit": row.frequency_limit,
+            }
+            for row in rows
+        ],
+    }
+
+
+def save_document(data: dict) -> None:
+    """Replace a user's preferences with the document, all or nothing."""
+    user_id = data["user_id"]
+    quiet_hours = data.get("quiet_hours")
+    limit = data.get("frequency_limit")
+    with transaction.atomic():
+        profile, _ = UserProfile.objects.select_for_update().get_or_create(user_id=user_id)
+        profile.all_enabled = data["all_enabled"]
+        if "timezone" in data:
+            profile.timezone = data["timezone"]
+        if "locale" in data:
+            profile.locale = data["locale"]
+        profile.quiet_hours_start = quiet_hours["start"] if quiet_hours else None
+        profile.quiet_hours_end = quiet_hours["end"] if quiet_hours else None
+        profile.daily_limit = limit["per_day"] if limit else None
+        profile.save()
+        UserPushPreference.objects.filter(user_id=user_id).delete()
+        UserPushPreference.objects.bulk_create(
+            UserPushPreference(user_id=user_id, **row) for row in data["preferences"]
+        )
+
+
+class PreferencesView(APIView):
+    required_scope = Scope.PREFERENCES
+
+    @extend_schema(
+        parameters=[OpenApiParameter("user_id", str, required=True)],
+        responses=PreferenceDocumentSerializer,
+        summary="A user's notification preferences",
+    )
+    def get(self, request: Request) -> Response:
+        user_id = request.query_params.get("user_id", "").strip()
+        if not user_id or len(user_id) > 64:
+            raise serializers.ValidationError({"user_id": "Give user_id, at most 64 characters."})
+        return Response(preference_document(user_id))
+
+    @extend_schema(
+        request=PreferenceDocumentSerializer,
+        responses=PreferenceDocumentSerializer,
+        summary="Replace a user's notification preferences",
+        description="Type-and-channel rows override the user-wide settings. The rows "
+        "given replace all stored rows; an invalid document changes nothing.",
+    )
+    def put(self, request: Request) -> Response:
+        serializer = PreferenceDocumentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        save_document(serializer.validated_data)
+        logger.info("preferences: saved for user %s", serializer.validated_data["user_id"])
+        return Response(preference_document(serializer.validated_data["user_id"]))

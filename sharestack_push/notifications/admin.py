@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from sharestack_push.notifications.models import ApiKey, PushRecord, PushTask
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "scopes", "is_active", "created_at", "last_used_at"]
+    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+
+
+@admin.register(PushTask)
+class PushTaskAdmin(admin.ModelAdmin):
+    list_display = ["notification_id", "notification_type", "target", "status", "priority", "created_at"]
+    list_filter = ["status", "priority", "target"]
+    search_fields = ["notification_id", "notification_type", "user_id"]
+
+
+@admin.register(PushRecord)
+class PushRecordAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "user_id", "channel_kind", "provider", "status", "reason", "attempts", "sent_at"]
+    list_filter = ["status", "channel_kind", "provider"]
+    search_fields = ["user_id", "provider_message_id"]
+    raw_id_fields = ["task", "channel", "device", "contact"]

@@ -1,0 +1,50 @@
+"""One JSON shape for every API error: a stable code, a message, and the bad fields."""
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into {"field.path": [messages]}."""
+    if isinstance(detail, dict):
+        fields: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                path = prefix or "non_field_errors"
+            for name, messages in flatten(value, path).items():
+                fields.setdefault(name, []).extend(messages)
+        return fields
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        fields = {}
+        for index, item in enumerate(detail):
+            if item:
+                for name, messages in flatten(item, f"{prefix}[{index}]").items():
+                    fields.setdefault(name, []).extend(messages)
+        return fields
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten(exc.detail)
+        body = {
+            "error": {
+                "code": "invalid",
+                "message": "Invalid input: " + ", ".join(sorted(fields)) + ".",
+                "fields": fields,
+            }
+        }
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        body = {"error": {"code": code, "message": str(detail), "fields": {}}}
+    response.data = body
+    return response

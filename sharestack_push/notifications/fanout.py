@@ -1,0 +1,213 @@
+"""Turns one chunk of a task's audience into records, a few queries per chunk.
+
+For every (user, channel kind) the policy decides send, defer or suppress. Records are
+written in bulk and are unique per (task, user, channel kind, address), so running a
+chunk twice creates nothing new and sends nothing twice.
+"""
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from channels_app.models import CONTACT_KIND_FOR_CHANNEL, Channel, Contact, Device
+from preferences.models import UserProfile, UserPushPreference
+from preferences.policy import (
+    Action,
+    Counters,
+    PreferenceRow,
+    ProfileSettings,
+    decide,
+    local_day_start,
+    resolve_settings,
+)
+from sharestack_push.notifications.constants import (
+    DELIVERED_RECORD_STATUSES,
+    ChannelKind,
+    Reason,
+    RecordStatus,
+)
+from sharestack_push.notifications.content import RenderCache
+from sharestack_push.notifications.models import PushRecord, PushTask
+
+logger = logging.getLogger(__name__)
+
+
+def load_profiles(user_ids: list[str]) -> dict[str, tuple[ProfileSettings, str]]:
+    """Return each known user's settings and locale."""
+    profiles = {}
+    for profile in UserProfile.objects.filter(user_id__in=user_ids):
+        profiles[profile.user_id] = (
+            ProfileSettings(
+                timezone=profile.timezone,
+                all_enabled=profile.all_enabled,
+                quiet_hours_start=profile.quiet_hours_start,
+                quiet_hours_end=profile.quiet_hours_end,
+                daily_limit=profile.daily_limit,
+            ),
+            profile.locale,
+        )
+    return profiles
+
+
+def default_profile() -> tuple[ProfileSettings, str]:
+    from django.conf import settings
+
+    return ProfileSettings(timezone=settings.PUSH_DEFAULT_TIMEZONE), settings.PUSH_DEFAULT_LOCALE
+
+
+def load_preference_rows(user_ids: list[str]) -> dict[str, list[PreferenceRow]]:
+    rows: dict[str, list[PreferenceRow]] = defaultdict(list)
+    for row in UserPushPreference.objects.filter(user_id__in=user_ids):
+        rows[row.user_id].append(
+            PreferenceRow(
+                notification_type=row.notification_type,
+                channel=row.channel,
+                is_enabled=row.is_enabled,
+                quiet_hours_start=row.quiet_hours_start,
+                quiet_hours_end=row.quiet_hours_end,
+                frequency_limit=row.frequency_limit,
+            )
+        )
+    return rows
+
+
+def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str], list[dict]]:
+    """Return the active addresses of each (user, channel kind)."""
+    addresses: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    if ChannelKind.APP in kinds:
+        devices = Device.objects.filter(user_id__in=user_ids, is_active=True).values(
+            "id", "user_id", "provider", "token"
+        )
+        for device in devices:
+            addresses[(device["user_id"], ChannelKind.APP)].append(
+                {"address": device["token"], "provider": device["provider"], "device_id": device["id"]}
+            )
+    contact_kinds = {CONTACT_KIND_FOR_CHANNEL[k]: k for k in kinds if k in CONTACT_KIND_FOR_CHANNEL}
+    if contact_kinds:
+        contacts = Contact.objects.filter(
+            user_id__in=user_ids, kind__in=list(contact_kinds), is_active=True
+        ).values("id", "user_id", "kind", "address")
+        for contact in contacts:
+            channel_kind = contact_kinds[contact["kind"]]
+            addresses[(contact["user_id"], channel_kind)].append(
+                {"address": contact["address"], "provider": "", "contact_id": contact["id"]}
+            )
+    return addresses
+
+
+def servable(channels: list[Channel], kind: str, provider: str) -> bool:
+    """Whether an enabled channel can send this kind (to this device provider)."""
+    for channel in channels:
+        if channel.kind != kind:
+            continue
+        if kind == ChannelKind.APP and provider and channel.provider not in (provider, "console"):
+            continue
+        return True
+    return False
+
+
+def load_counters(
+    task: PushTask, user_ids: list[str], profiles: dict, rows: dict, now: datetime
+) -> dict[str, dict]:
+    """Count today's notifications for the users that have a daily limit at all."""
+    limited = [
+        user_id
+        for user_id in user_ids
+        if (user_id in profiles and profiles[user_id][0].daily_limit is not None)
+        or any(row.frequency_limit is not None for row in rows.get(user_id, ()))
+    ]
+    if not limited:
+        return {}
+    history = PushRecord.objects.filter(
+        user_id__in=limited,
+        status__in=DELIVERED_RECORD_STATUSES,
+        sent_at__gte=now - timedelta(hours=50),
+    ).exclude(task_id=task.pk).values_list(
+        "user_id", "task_id", "channel_kind", "task__notification_type", "sent_at"
+    )
+    counts: dict[str, dict] = {user_id: {"tasks": set(), "channels": defaultdict(int)} for user_id in limited}
+    day_starts = {
+        user_id: local_day_start(now, profiles.get(user_id, default_profile())[0].timezone)
+        for user_id in limited
+    }
+    for user_id, task_id, kind, notification_type, sent_at in history:
+        if sent_at < day_starts[user_id]:
+            continue
+        counts[user_id]["tasks"].add(task_id)
+        counts[user_id]["channels"][(kind, notification_type)] += 1
+    return counts
+
+
+def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[PushRecord]:
+    kinds = [kind for kind in task.channels if kind in ChannelKind.values]
+    profiles = load_profiles(user_ids)
+    rows = load_preference_rows(user_ids)
+    addresses = load_addresses(user_ids, kinds)
+    channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
+    counts = load_counters(task, user_ids, profiles, rows, now)
+    renders = RenderCache()
+
+    records = []
+    for user_id in user_ids:
+        profile, locale = profiles.get(user_id, default_profile())
+        user_counts = counts.get(user_id)
+        for kind in kinds:
+            settings = resolve_settings(profile, rows.get(user_id, []), task.notification_type, kind)
+            counters = Counters()
+            if user_counts is not None:
+                counters = Counters(
+                    notifications_today=len(user_counts["tasks"]),
+                    channel_messages_today=user_counts["channels"][(kind, task.notification_type)],
+                )
+            decision = decide(settings, counters, task.priority, profile.timezone, now)
+            targets = addresses.get((user_id, kind)) or [{"address": "", "provider": ""}]
+            for target in targets:
+                record = PushRecord(
+                    task=task,
+                    user_id=user_id,
+                    channel_kind=kind,
+                    address=target["address"],
+                    provider=target["provider"],
+                    device_id=target.get("device_id"),
+                    contact_id=target.get("contact_id"),
+                    locale=locale,
+                )
+                apply_decision(record, decision, channels, renders, task)
+                records.append(record)
+    return records
+
+
+def apply_decision(record: PushRecord, decision, channels: list[Channel], renders: RenderCache, task: PushTask) -> None:
+    if decision.action == Action.SUPPRESS:
+        record.status, record.reason = RecordStatus.SUPPRESSED, decision.reason
+        return
+    if not record.address:
+        record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
+        return
+    if not servable(channels, record.channel_kind, record.provider):
+        record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
+        return
+    rendered = renders.get(task, record.channel_kind, record.locale)
+    if rendered.failure:
+        record.status, record.reason = RecordStatus.FAILED, rendered.failure
+        return
+    if decision.action == Action.DEFER:
+        record.status, record.reason = RecordStatus.DEFERRED, decision.reason
+        record.next_attempt_at = decision.release_at
+        return
+    record.status = RecordStatus.QUEUED
+
+
+def create_chunk_records(
+    task: PushTask, user_ids: list[str], now: datetime | None = None
+) -> list[tuple[int, str]]:
+    """Write the chunk's records; return (id, channel kind) of those to send now."""
+    now = now or timezone.now()
+    records = build_records(task, user_ids, now)
+    PushRecord.objects.bulk_create(records, batch_size=1000, ignore_conflicts=True)
+    return list(
+        PushRecord.objects.filter(
+            task=task, user_id__in=user_ids, status=RecordStatus.QUEUED
+        ).values_list("id", "channel_kind")
+    )

@@ -1,0 +1,182 @@
+import hashlib
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from sharestack_push.notifications.constants import (
+    ChannelKind,
+    Priority,
+    RecordStatus,
+    Scope,
+    TaskStatus,
+)
+
+API_KEY_PREFIX_LENGTH = 8
+
+
+def hash_api_key(secret: str) -> str:
+    # The secret is 32 random bytes, so one SHA-256 round resists brute force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyManager(models.Manager["ApiKey"]):
+    def create_key(self, name: str, scopes: list[str]) -> tuple["ApiKey", str]:
+        """Create a key and return it with its plain text, which is never stored."""
+        prefix = secrets.token_hex(API_KEY_PREFIX_LENGTH // 2)
+        secret = secrets.token_urlsafe(32)
+        api_key = self.create(
+            name=name, prefix=prefix, key_hash=hash_api_key(secret), scopes=scopes
+        )
+        return api_key, f"ssp_{prefix}_{secret}"
+
+
+class ApiKey(models.Model):
+    """A caller's credential: the plain key is shown once, only its hash is kept."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyManager()
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (ssp_{self.prefix}_…)"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    # DRF treats request.auth as the credential; these let it pass as a principal.
+    is_authenticated = True
+
+    @staticmethod
+    def valid_scopes() -> set[str]:
+        return set(Scope.values)
+
+
+class PushTask(models.Model):
+    """One request to notify one user, a list of users, or everyone."""
+
+    class Target(models.TextChoices):
+        USER = "user", "One user"
+        USERS = "users", "A list of users"
+        BROADCAST = "broadcast", "All users"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    notification_id = models.CharField(max_length=128)
+    notification_type = models.CharField(max_length=64)
+    target = models.CharField(max_length=16, choices=Target.choices)
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    user_ids = models.JSONField(default=list, blank=True)
+    channels = models.JSONField(default=list)
+    template_name = models.CharField(max_length=100, blank=True, default="")
+    content = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    priority = models.CharField(
+        max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
+    schedule_time = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING
+    )
+    error_message = models.TextField(blank=True, default="")
+    chunks_total = models.PositiveIntegerField(null=True, blank=True)
+    chunks_done = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "notification_id"], name="unique_notification_per_key"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["schedule_time"],
+                name="task_scheduled_due",
+                condition=Q(status="scheduled"),
+            ),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_type}:{self.notification_id}"
+
+
+class PushRecord(models.Model):
+    """One message to one address on one channel kind."""
+
+    task = models.ForeignKey(PushTask, on_delete=models.CASCADE, related_name="records")
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    channel_kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    channel = models.ForeignKey(
+        "channels_app.Channel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="records",
+    )
+    provider = models.CharField(max_length=32, blank=True, default="")
+    address = models.CharField(max_length=512, blank=True, default="")
+    locale = models.CharField(max_length=16, blank=True, default="")
+    device = models.ForeignKey(
+        "channels_app.Device", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    contact = models.ForeignKey(
+        "channels_app.Contact", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(
+        max_length=16, choices=RecordStatus.choices, default=RecordStatus.QUEUED
+    )
+    reason = models.CharField(max_length=128, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    response_data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "user_id", "channel_kind", "address"],
+                name="unique_record_per_address",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="record_due",
+                condition=Q(status__in=["deferred", "retrying"]),
+            ),
+            models.Index(fields=["user_id", "sent_at"]),
+            models.Index(fields=["task", "status"]),
+            models.Index(fields=["claim_token"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_kind} to {self.user_id} ({self.status})"

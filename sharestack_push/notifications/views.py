@@ -1,0 +1,152 @@
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sharestack_push.notifications.constants import Scope, TaskStatus
+from sharestack_push.notifications.models import PushTask
+from sharestack_push.notifications.serializers import (
+    PushAcceptedSerializer,
+    PushRecordSerializer,
+    PushRequestSerializer,
+    PushTaskSerializer,
+)
+from sharestack_push.notifications.tasks import enqueue_dispatch
+
+logger = logging.getLogger(__name__)
+
+
+def accepted_body(task: PushTask) -> dict:
+    return {"id": str(task.pk), "notification_id": task.notification_id, "status": task.status}
+
+
+def task_from_request(data: dict, api_key) -> PushTask:
+    now = timezone.now()
+    schedule_time = data.get("schedule_time")
+    target = PushTask.Target.USER
+    if data.get("broadcast"):
+        target = PushTask.Target.BROADCAST
+    elif data.get("user_ids"):
+        target = PushTask.Target.USERS
+    return PushTask(
+        api_key=api_key,
+        notification_id=data["notification_id"],
+        notification_type=data["notification_type"],
+        target=target,
+        user_id=data.get("user_id", ""),
+        user_ids=data.get("user_ids", []),
+        channels=data["channels"],
+        template_name=data.get("template", ""),
+        content=data.get("content") or {},
+        variables=data.get("variables") or {},
+        priority=data["priority"],
+        schedule_time=schedule_time,
+        status=TaskStatus.SCHEDULED if schedule_time and schedule_time > now else TaskStatus.PENDING,
+    )
+
+
+class PushView(APIView):
+    required_scope = Scope.PUSH
+
+    @extend_schema(
+        request=PushRequestSerializer,
+        responses={202: PushAcceptedSerializer, 200: PushAcceptedSerializer},
+        summary="Send a notification",
+        description="Accepts a notification for delivery. Repeating a notification_id "
+        "with the same key returns the existing task with 200 and sends nothing again.",
+    )
+    def post(self, request: Request) -> Response:
+        existing = PushTask.objects.filter(
+            api_key=request.auth, notification_id=str(request.data.get("notification_id", ""))
+        ).first() if isinstance(request.data, dict) else None
+        if existing is not None:
+            return Response(accepted_body(existing), status=status.HTTP_200_OK)
+
+        serializer = PushRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = task_from_request(serializer.validated_data, request.auth)
+        try:
+            with transaction.atomic():
+                task.save()
+                if task.status == TaskStatus.PENDING:
+                    transaction.on_commit(lambda: enqueue_dispatch(str(task.pk)))
+        except IntegrityError:
+            # Another request with the same notification_id won the race.
+            existing = PushTask.objects.get(api_key=request.auth, notification_id=task.notification_id)
+            return Response(accepted_body(existing), status=status.HTTP_200_OK)
+        logger.info("push: accepted task %s (%s) from key %s", task.pk, task.notification_type, request.auth.prefix)
+        return Response(accepted_body(task), status=status.HTTP_202_ACCEPTED)
+
+
+class RecordPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class PushStatusView(APIView):
+    required_scope = Scope.PUSH
+
+    @extend_schema(
+        summary="A task's status, counts and records",
+        parameters=[
+            OpenApiParameter("page", int, description="Page of records, from 1."),
+            OpenApiParameter("page_size", int, description="Records per page, at most 1000."),
+        ],
+        responses=inline_serializer(
+            "PushStatus",
+            {
+                "task": PushTaskSerializer(),
+                "counts": serializers.DictField(
+                    child=serializers.DictField(child=serializers.IntegerField()),
+                    help_text="Record count per channel kind and status.",
+                ),
+                "total": serializers.IntegerField(),
+                "records": inline_serializer(
+                    "PushRecordPage",
+                    {
+                        "count": serializers.IntegerField(),
+                        "next": serializers.URLField(allow_null=True),
+                        "previous": serializers.URLField(allow_null=True),
+                        "results": PushRecordSerializer(many=True),
+                    },
+                ),
+            },
+        ),
+    )
+    def get(self, request: Request, task_id) -> Response:
+        tasks = PushTask.objects.all()
+        if not request.auth.has_scope(Scope.ADMIN):
+            tasks = tasks.filter(api_key=request.auth)
+        task = get_object_or_404(tasks, pk=task_id)
+        counts: dict[str, dict[str, int]] = {}
+        total = 0
+        rows = task.records.values("channel_kind", "status").annotate(n=Count("id")).order_by()
+        for row in rows:
+            counts.setdefault(row["channel_kind"], {})[row["status"]] = row["n"]
+            total += row["n"]
+        paginator = RecordPagination()
+        page = paginator.paginate_queryset(
+            task.records.select_related("channel").order_by("id"), request, view=self
+        )
+        return Response(
+            {
+                "task": PushTaskSerializer(task).data,
+                "counts": counts,
+                "total": total,
+                "records": {
+                    "count": paginator.page.paginator.count,
+                    "next": paginator.get_next_link(),
+                    "previous": paginator.get_previous_link(),
+                    "results": PushRecordSerializer(page, many=True).data,
+                },
+            }
+        )

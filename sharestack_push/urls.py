@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from channels_app.views import ChannelDetailView, ChannelListView, ContactView, DeviceView
+from preferences.views import PreferencesView
+from sharestack_push.health import healthz
+from sharestack_push.notifications.views import PushStatusView, PushView
+from templates.views import TemplateListView
+
+api = "api/v1/"
+urlpatterns = [
+    path(f"{api}notifications/push", PushView.as_view(), name="push"),
+    path(f"{api}notifications/push/<uuid:task_id>", PushStatusView.as_view(), name="push-status"),
+    path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
+    path(f"{api}channels", ChannelListView.as_view(), name="channels"),
+    path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),
+    path(f"{api}contacts", ContactView.as_view(), name="contacts"),
+    path(f"{api}devices", DeviceView.as_view(), name="devices"),
+    path(f"{api}templates", TemplateListView.as_view(), name="templates"),
+    path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,131 @@
+"""Rendering of templates with Django's template language, autoescaping off.
+
+Every variable a template uses must be declared, and every declared variable must have
+a value or a default, so a raw placeholder or an empty gap never reaches a user.
+"""
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import VariableNode
+
+ENGINE = Engine(autoescape=False, string_if_invalid="")
+
+
+class TemplateVariableMissing(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"template variable {name!r} has no value")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    title: str
+    body: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    name: str
+    required: bool = True
+    default: Any = None
+
+
+def parse_variables(declared: list[Any]) -> list[VariableSpec]:
+    """Normalise a `variables` declaration; raise ValueError on a malformed entry."""
+    specs = []
+    for entry in declared:
+        if isinstance(entry, str):
+            specs.append(VariableSpec(entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            has_default = "default" in entry
+            specs.append(
+                VariableSpec(
+                    entry["name"],
+                    required=bool(entry.get("required", not has_default)),
+                    default=entry.get("default"),
+                )
+            )
+        else:
+            raise ValueError(f"invalid variable declaration: {entry!r}")
+    return specs
+
+
+def used_variables(source: str) -> set[str]:
+    """Return the top-level names a template source reads; raise TemplateSyntaxError."""
+    template = ENGINE.from_string(source)
+    names = set()
+    for node in template.nodelist.get_nodes_by_type(VariableNode):
+        variable = node.filter_expression.var
+        lookups = getattr(variable, "lookups", None)
+        if lookups:
+            names.add(lookups[0])
+    return names
+
+
+def check_template_sources(sources: list[str], declared: list[Any]) -> list[str]:
+    """Return the problems that would make these sources fail to render."""
+    try:
+        names = {spec.name for spec in parse_variables(declared)}
+    except ValueError as error:
+        return [str(error)]
+    problems = []
+    for source in sources:
+        try:
+            undeclared = used_variables(source) - names
+        except TemplateSyntaxError as error:
+            problems.append(f"template syntax error: {error}")
+            continue
+        problems.extend(
+            f"variable {name!r} is used but not declared" for name in sorted(undeclared)
+        )
+    return problems
+
+
+def build_context(declared: list[Any], values: dict[str, Any]) -> dict[str, Any]:
+    context = dict(values)
+    for spec in parse_variables(declared):
+        if spec.name in values and values[spec.name] not in (None, ""):
+            continue
+        if spec.default is not None:
+            context[spec.name] = spec.default
+        elif spec.required:
+            raise TemplateVariableMissing(spec.name)
+    return context
+
+
+def template_strings(value: Any) -> list[str]:
+    """Return every string inside a JSON value, such as an action template."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in template_strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in template_strings(item)]
+    return []
+
+
+def _render_strings(value: Any, context: Context) -> Any:
+    if isinstance(value, str):
+        return ENGINE.from_string(value).render(context)
+    if isinstance(value, dict):
+        return {key: _render_strings(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render_strings(item, context) for item in value]
+    return value
+
+
+def render_template(
+    title_template: str,
+    content_template: str,
+    action_template: dict[str, Any],
+    declared: list[Any],
+    values: dict[str, Any],
+) -> RenderedMessage:
+    """Render one template; raise TemplateVariableMissing or TemplateSyntaxError."""
+    context = Context(build_context(declared, values))
+    title = ENGINE.from_string(title_template).render(context) if title_template else ""
+    body = ENGINE.from_string(content_template).render(context)
+    data = _render_strings(action_template or {}, context)
+    return RenderedMessage(title=title.strip(), body=body.strip(), data=data)
