@@ -1,7 +1,7 @@
 import re
 
-from django.core.validators import validate_email
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from rest_framework import serializers
 
 from channels_app.models import Channel, Contact, Device

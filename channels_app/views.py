@@ -10,7 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.models import Channel, Contact, Device
-from channels_app.serializers import ChannelSerializer, ContactSerializer, DeviceSerializer
+from channels_app.serializers import (
+    ChannelSerializer,
+    ContactSerializer,
+    DeviceSerializer,
+)
 from preferences.models import UserProfile
 from sharestack_push.notifications.constants import Scope
 

@@ -2,7 +2,12 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from channels_app.views import ChannelDetailView, ChannelListView, ContactView, DeviceView
+from channels_app.views import (
+    ChannelDetailView,
+    ChannelListView,
+    ContactView,
+    DeviceView,
+)
 from preferences.views import PreferencesView
 from sharestack_push.health import healthz
 from sharestack_push.notifications.views import PushStatusView, PushView

@@ -124,7 +124,7 @@ def render_template(
     values: dict[str, Any],
 ) -> RenderedMessage:
     """Render one template; raise TemplateVariableMissing or TemplateSyntaxError."""
-    context = Context(build_context(declared, values))
+    context = Context(build_context(declared, values), autoescape=False)
     title = ENGINE.from_string(title_template).render(context) if title_template else ""
     body = ENGINE.from_string(content_template).render(context)
     data = _render_strings(action_template or {}, context)

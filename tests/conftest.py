@@ -23,6 +23,14 @@ def eager_celery():
     celery_app.conf.task_always_eager = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def close_cached_providers():
+    yield
+    from sharestack_push.notifications.delivery import close_providers
+
+    close_providers()
+
+
 @pytest.fixture
 def make_client(db):
     def build(*scopes: str) -> APIClient:

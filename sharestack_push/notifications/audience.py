@@ -1,8 +1,8 @@
 """Splits a task's audience into chunks without holding it all in memory."""
 from collections.abc import Iterator
 
-from sharestack_push.notifications.models import PushTask
 from preferences.models import UserProfile
+from sharestack_push.notifications.models import PushTask
 
 
 def audience_chunks(task: PushTask, chunk_size: int) -> Iterator[list[str]]:

@@ -7,7 +7,11 @@ from django.template import TemplateSyntaxError
 
 from sharestack_push.notifications.constants import Reason
 from templates.models import PushTemplate
-from templates.rendering import RenderedMessage, TemplateVariableMissing, render_template
+from templates.rendering import (
+    RenderedMessage,
+    TemplateVariableMissing,
+    render_template,
+)
 
 
 @dataclass(frozen=True)

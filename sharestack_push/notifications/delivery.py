@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import provider_class
-from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, Reason, RecordStatus
 from sharestack_push.notifications.content import RenderCache
-from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.models import PushRecord
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ def provider_for(channel: Channel) -> Provider:
     )
     _providers[channel.pk] = (channel.updated_at, adapter)
     return adapter
+
+
+def close_providers() -> None:
+    """Close every cached adapter, such as at the end of a worker process."""
+    while _providers:
+        _, (_, adapter) = _providers.popitem()
+        adapter.close()
 
 
 def choose_channel(channels: list[Channel], kind: str, provider: str) -> Channel | None:
@@ -82,7 +89,7 @@ def claim(record_ids: list[int], now: datetime) -> list[PushRecord]:
 
 def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str, int]:
     """Send the queued records among record_ids; return a count per resulting status."""
-    now = now or timezone.now()
+    now = now or clock.now()
     records = claim(record_ids, now)
     if not records:
         return {}

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
 
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.audience import audience_chunks
 from sharestack_push.notifications.constants import OPEN_RECORD_STATUSES, TaskStatus
 from sharestack_push.notifications.fanout import create_chunk_records
@@ -39,7 +39,7 @@ def claim_task(task_id: str, now: datetime) -> PushTask | None:
 
 def dispatch_task(task_id: str, enqueue_chunk: ChunkSink, now: datetime | None = None) -> int:
     """Split a task's audience into chunks; return how many were enqueued."""
-    now = now or timezone.now()
+    now = now or clock.now()
     task = claim_task(task_id, now)
     if task is None:
         return 0
@@ -47,10 +47,10 @@ def dispatch_task(task_id: str, enqueue_chunk: ChunkSink, now: datetime | None =
     for user_ids in audience_chunks(task, settings.PUSH_CHUNK_SIZE):
         enqueue_chunk(str(task.pk), user_ids)
         count += 1
-    PushTask.objects.filter(pk=task.pk).update(chunks_total=count, updated_at=timezone.now())
+    PushTask.objects.filter(pk=task.pk).update(chunks_total=count, updated_at=clock.now())
     logger.info("dispatch: task %s split into %s chunks", task.pk, count)
-    if count == 0:
-        finish_task_if_done(task.pk)
+    # Chunk jobs may all finish before the count is stored, so check here as well.
+    finish_task_if_done(task.pk)
     return count
 
 
@@ -85,7 +85,7 @@ def finish_task_if_done(task_id) -> bool:
         return False
     if PushRecord.objects.filter(task_id=task_id, status__in=OPEN_RECORD_STATUSES).exists():
         return False
-    now = timezone.now()
+    now = clock.now()
     return bool(
         PushTask.objects.filter(pk=task_id, status=TaskStatus.PROCESSING).update(
             status=TaskStatus.COMPLETED, completed_at=now, updated_at=now

@@ -11,7 +11,10 @@ def flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         fields: dict[str, list[str]] = {}
         for key, value in detail.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors":
                 path = prefix or "non_field_errors"
             for name, messages in flatten(value, path).items():

@@ -8,8 +8,6 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.utils import timezone
-
 from channels_app.models import CONTACT_KIND_FOR_CHANNEL, Channel, Contact, Device
 from preferences.models import UserProfile, UserPushPreference
 from preferences.policy import (
@@ -21,6 +19,7 @@ from preferences.policy import (
     local_day_start,
     resolve_settings,
 )
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import (
     DELIVERED_RECORD_STATUSES,
     ChannelKind,
@@ -203,7 +202,7 @@ def create_chunk_records(
     task: PushTask, user_ids: list[str], now: datetime | None = None
 ) -> list[tuple[int, str]]:
     """Write the chunk's records; return (id, channel kind) of those to send now."""
-    now = now or timezone.now()
+    now = now or clock.now()
     records = build_records(task, user_ids, now)
     PushRecord.objects.bulk_create(records, batch_size=1000, ignore_conflicts=True)
     return list(

@@ -9,11 +9,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from preferences.policy import Action, Counters, decide, resolve_settings
-from sharestack_push.notifications.constants import Reason, RecordStatus, TaskStatus
-from sharestack_push.notifications.dispatch import SendSink, enqueue_by_kind, finish_task_if_done
+from sharestack_push.notifications.constants import RecordStatus, TaskStatus
+from sharestack_push.notifications.dispatch import (
+    SendSink,
+    enqueue_by_kind,
+    finish_task_if_done,
+)
 from sharestack_push.notifications.fanout import (
     default_profile,
     load_counters,

@@ -1,8 +1,7 @@
 """Celery jobs: thin wrappers that load ids and call the pipeline's functions."""
 from celery import shared_task
-from django.utils import timezone
 
-from sharestack_push.notifications import dispatch, scheduler
+from sharestack_push.notifications import clock, dispatch, scheduler
 from sharestack_push.notifications.delivery import send_records
 
 
@@ -35,7 +34,7 @@ def send_records_job(record_ids: list[int]) -> dict[str, int]:
 
 @shared_task(name="notifications.release_due_work")
 def release_due_work() -> dict[str, int]:
-    now = timezone.now()
+    now = clock.now()
     tasks = scheduler.release_scheduled_tasks(now, enqueue_dispatch)
     records = scheduler.release_due_records(now, enqueue_send)
     stale = scheduler.recover_stale_sending(now)

@@ -3,7 +3,6 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -11,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import Scope, TaskStatus
 from sharestack_push.notifications.models import PushTask
 from sharestack_push.notifications.serializers import (
@@ -29,7 +29,7 @@ def accepted_body(task: PushTask) -> dict:
 
 
 def task_from_request(data: dict, api_key) -> PushTask:
-    now = timezone.now()
+    now = clock.now()
     schedule_time = data.get("schedule_time")
     target = PushTask.Target.USER
     if data.get("broadcast"):

@@ -1,0 +1,154 @@
+"""Channels, contacts and devices through the API."""
+import logging
+
+import pytest
+
+from channels_app.models import Channel, Contact, Device
+from preferences.models import UserProfile
+
+CHANNELS = "/api/v1/channels"
+SMTP_CHANNEL = {
+    "name": "mail",
+    "kind": "email",
+    "provider": "smtp",
+    "config": {"host": "127.0.0.1", "port": 2525, "use_tls": False, "from_email": "a@b.example"},
+    "credentials": {"username": "mailer", "password": "hunter2-secret"},
+}
+
+
+def test_create_channel_hides_credentials(admin_client):
+    response = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json")
+    assert response.status_code == 201
+    assert "credentials" not in response.json()
+    assert response.json()["has_credentials"] is True
+    assert "hunter2-secret" not in response.content.decode()
+
+
+def test_credentials_are_encrypted_at_rest(admin_client):
+    admin_client.post(CHANNELS, SMTP_CHANNEL, format="json")
+    channel = Channel.objects.get()
+    assert "hunter2-secret" not in channel.encrypted_credentials
+    assert channel.credentials["password"] == "hunter2-secret"
+
+
+def test_credentials_never_logged(admin_client, caplog):
+    with caplog.at_level(logging.DEBUG):
+        admin_client.post(CHANNELS, SMTP_CHANNEL, format="json")
+    assert "hunter2-secret" not in caplog.text
+
+
+def test_list_channels_hides_credentials(admin_client):
+    admin_client.post(CHANNELS, SMTP_CHANNEL, format="json")
+    listed = admin_client.get(CHANNELS)
+    assert listed.status_code == 200
+    assert "hunter2-secret" not in listed.content.decode()
+    assert listed.json()[0]["name"] == "mail"
+
+
+def test_patch_keeps_credentials_unless_given(admin_client):
+    channel_id = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json").json()["id"]
+    response = admin_client.patch(f"{CHANNELS}/{channel_id}", {"enabled": False}, format="json")
+    assert response.status_code == 200
+    channel = Channel.objects.get()
+    assert channel.enabled is False
+    assert channel.credentials["password"] == "hunter2-secret"
+
+
+def test_patch_replaces_credentials(admin_client):
+    channel_id = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json").json()["id"]
+    admin_client.patch(f"{CHANNELS}/{channel_id}",
+                       {"credentials": {"username": "u", "password": "new"}}, format="json")
+    assert Channel.objects.get().credentials["password"] == "new"
+
+
+def test_get_one_channel(admin_client):
+    channel_id = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json").json()["id"]
+    assert admin_client.get(f"{CHANNELS}/{channel_id}").json()["provider"] == "smtp"
+    assert admin_client.get(f"{CHANNELS}/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"provider": "pigeon"}, "provider"),
+        ({"kind": "sms"}, "kind"),
+        ({"config": {"port": 25, "from_email": "a@b.example"}}, "config.host"),
+        ({"config": {"host": "h", "port": "x", "from_email": "a@b.example"}}, "config.port"),
+        ({"config": {"host": "h", "port": 25, "from_email": "a@b.example",
+                     "use_tls": True, "use_ssl": True}}, "config.use_ssl"),
+        ({"config": "text"}, "config"),
+    ],
+)
+def test_invalid_channel_names_field(admin_client, overrides, field):
+    response = admin_client.post(CHANNELS, {**SMTP_CHANNEL, **overrides}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert Channel.objects.count() == 0
+
+
+def test_invalid_patch_changes_nothing(admin_client):
+    channel_id = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json").json()["id"]
+    response = admin_client.patch(f"{CHANNELS}/{channel_id}", {"config": {"host": "x"}}, format="json")
+    assert response.status_code == 400
+    assert Channel.objects.get().config["port"] == 2525
+
+
+def test_fcm_channel_requires_service_account(admin_client):
+    body = {"name": "fcm", "kind": "app", "provider": "fcm", "config": {"project_id": "p"},
+            "credentials": {"service_account": {"client_email": "x"}}}
+    response = admin_client.post(CHANNELS, body, format="json")
+    assert response.status_code == 400
+    assert "private_key" in response.json()["error"]["fields"]["credentials.service_account"][0]
+
+
+def test_contact_registration_is_idempotent(push_client):
+    body = {"user_id": "alice", "kind": "email", "address": " Alice@Example.com "}
+    first = push_client.post("/api/v1/contacts", body, format="json")
+    second = push_client.post("/api/v1/contacts", body, format="json")
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert Contact.objects.get().address == "alice@example.com"
+    assert UserProfile.objects.filter(user_id="alice").exists()
+
+
+def test_contact_reactivates(push_client):
+    body = {"user_id": "alice", "kind": "phone", "address": "+86 138-0013-8000"}
+    push_client.post("/api/v1/contacts", body, format="json")
+    Contact.objects.update(is_active=False)
+    push_client.post("/api/v1/contacts", body, format="json")
+    contact = Contact.objects.get()
+    assert contact.is_active is True
+    assert contact.address == "+8613800138000"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"user_id": "a", "kind": "email", "address": "not-an-email"}, "address"),
+        ({"user_id": "a", "kind": "phone", "address": "12345"}, "address"),
+        ({"user_id": "a", "kind": "pager", "address": "1"}, "kind"),
+        ({"kind": "email", "address": "a@b.example"}, "user_id"),
+    ],
+)
+def test_invalid_contact_names_field(push_client, body, field):
+    response = push_client.post("/api/v1/contacts", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_device_registration_is_idempotent_and_moves_owner(push_client):
+    body = {"user_id": "alice", "platform": "android", "provider": "fcm", "token": "tok-1"}
+    assert push_client.post("/api/v1/devices", body, format="json").status_code == 201
+    Device.objects.update(is_active=False)
+    again = push_client.post("/api/v1/devices", {**body, "user_id": "bob"}, format="json")
+    assert again.status_code == 200
+    device = Device.objects.get()
+    assert device.user_id == "bob"
+    assert device.is_active is True
+
+
+def test_invalid_device_names_field(push_client):
+    body = {"user_id": "alice", "platform": "symbian", "provider": "fcm", "token": "t"}
+    response = push_client.post("/api/v1/devices", body, format="json")
+    assert response.status_code == 400
+    assert "platform" in response.json()["error"]["fields"]

@@ -1,0 +1,100 @@
+"""Validation and idempotency of POST /api/v1/notifications/push."""
+import pytest
+
+from sharestack_push.notifications.models import PushRecord, PushTask
+from templates.models import PushTemplate
+
+PUSH_URL = "/api/v1/notifications/push"
+
+
+def body(**overrides):
+    data = {
+        "notification_id": "n-1",
+        "notification_type": "account",
+        "user_id": "alice",
+        "channels": ["email"],
+        "content": {"title": "Hi", "body": "Hello"},
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def test_accepts_with_202(push_client):
+    response = push_client.post(PUSH_URL, body(), format="json")
+    assert response.status_code == 202
+    assert response.json()["notification_id"] == "n-1"
+    assert PushTask.objects.get().channels == ["email"]
+
+
+def test_same_notification_id_returns_existing_task(push_client):
+    first = push_client.post(PUSH_URL, body(), format="json")
+    second = push_client.post(PUSH_URL, body(), format="json")
+    assert second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert PushTask.objects.count() == 1
+
+
+def test_same_notification_id_from_other_key_is_new_task(make_client):
+    make_client("push").post(PUSH_URL, body(), format="json")
+    response = make_client("push").post(PUSH_URL, body(), format="json")
+    assert response.status_code == 202
+    assert PushTask.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"channels": ["fax"]}, "channels[0]"),
+        ({"channels": []}, "channels"),
+        ({"channels": ["email", "email"]}, "channels"),
+        ({"priority": "asap"}, "priority"),
+        ({"notification_type": "has space"}, "notification_type"),
+        ({"user_id": None}, "user_id"),
+        ({"user_ids": ["bob"]}, "user_id"),
+        ({"broadcast": True}, "user_id"),
+        ({"content": None}, "template"),
+        ({"template": "nope"}, "template"),
+        ({"content": {"data": {}}}, "content.body"),
+        ({"schedule_time": "2026-12-24T20:00:00"}, "schedule_time"),
+        ({"schedule_time": "tomorrow"}, "schedule_time"),
+        ({"user_id": "x" * 65}, "user_id"),
+        ({"notification_id": None}, "notification_id"),
+    ],
+)
+def test_invalid_input_names_field(push_client, overrides, field):
+    response = push_client.post(PUSH_URL, body(**overrides), format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert PushTask.objects.count() == 0
+
+
+def test_template_for_other_channel_only_is_rejected(push_client):
+    PushTemplate.objects.create(name="welcome", channel="sms", content_template="Hi")
+    response = push_client.post(PUSH_URL, body(content=None, template="welcome"), format="json")
+    assert response.status_code == 400
+    assert "template" in response.json()["error"]["fields"]
+
+
+def test_future_schedule_time_waits(push_client):
+    response = push_client.post(
+        PUSH_URL, body(schedule_time="2099-01-01T08:00:00+08:00"), format="json"
+    )
+    assert response.status_code == 202
+    assert response.json()["status"] == "scheduled"
+    assert PushRecord.objects.count() == 0
+
+
+def test_non_object_body_is_400(push_client):
+    response = push_client.post(PUSH_URL, ["not", "an", "object"], format="json")
+    assert response.status_code == 400
+
+
+def test_status_of_other_keys_task_is_404(make_client):
+    created = make_client("push").post(PUSH_URL, body(), format="json").json()
+    response = make_client("push").get(f"{PUSH_URL}/{created['id']}")
+    assert response.status_code == 404
+
+
+def test_status_of_unknown_task_is_404(push_client):
+    response = push_client.get(f"{PUSH_URL}/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
