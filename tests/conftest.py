@@ -1,17 +1,9 @@
 """Shared fixtures. Tests run against the real PostgreSQL and Redis on 127.0.0.1."""
-import os
+import pytest
+from rest_framework.test import APIClient
 
-# Defaults for a plain `pytest`; `make test` exports the same values.
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sharestack_push")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
-os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
-
-import pytest  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
-
-from sharestack_push.celery import app as celery_app  # noqa: E402
-from sharestack_push.notifications.models import ApiKey  # noqa: E402
+from sharestack_push.celery import app as celery_app
+from sharestack_push.notifications.models import ApiKey
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +48,21 @@ def admin_client(make_client):
 @pytest.fixture
 def preferences_client(make_client):
     return make_client("preferences")
+
+
+@pytest.fixture
+def fake_fcm():
+    """A running fake FCM HTTP v1 server with its OAuth token endpoint."""
+    from tests.fakes.fcm import FakeFcm
+
+    with FakeFcm() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp_server():
+    """A running aiosmtpd server on 127.0.0.1 that records accepted mail."""
+    from tests.fakes.smtp import RecordingSmtpServer
+
+    with RecordingSmtpServer() as server:
+        yield server

@@ -1,0 +1,100 @@
+"""The pipeline through a real Celery worker process with embedded beat, over Redis.
+
+Nothing runs eagerly here: the API enqueues on commit, the worker consumes from the
+Redis broker, and beat releases a scheduled task.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from channels_app.models import Channel
+from sharestack_push.celery import app as celery_app
+from sharestack_push.notifications.models import PushRecord
+from tests.notifications.conftest import PUSH_URL, add_app_user
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 60
+
+
+def wait_for(condition, timeout=WAIT_SECONDS, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.fixture
+def worker(transactional_db, tmp_path):
+    """A worker process with embedded beat, on the test database and a clean broker."""
+    celery_app.conf.task_always_eager = False
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "PUSH_BEAT_INTERVAL_SECONDS": "1",
+        "SHARESTACK_VAR_DIR": str(tmp_path),
+    }
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "sharestack_push", "worker", "--beat",
+             "--pool=solo", "--loglevel=INFO", "--schedule", str(tmp_path / "beat-schedule")],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.worker
+def test_push_and_scheduled_push_through_real_worker(worker, fcm_server, push_client):
+    fcm_server.clear_requests()
+    Channel.objects.create(
+        name="fcm", kind="app", provider="fcm",
+        config={"project_id": fcm_server.project_id, "base_url": fcm_server.base_url},
+        credentials={"service_account": fcm_server.service_account},
+    )
+    add_app_user("wanda", "tok-worker")
+
+    response = push_client.post(PUSH_URL, {
+        "notification_id": "now", "notification_type": "order", "user_id": "wanda",
+        "channels": ["app"], "content": {"title": "Now", "body": "Sent by a worker"},
+    }, format="json")
+    assert response.status_code == 202
+
+    def sent(notification_id):
+        return PushRecord.objects.filter(task__notification_id=notification_id, status="sent").exists()
+
+    assert wait_for(lambda: sent("now")), worker.read_text()[-3000:]
+    assert [request.message["notification"]["title"] for request in fcm_server.requests] == ["Now"]
+
+    later = timezone.now() + timedelta(seconds=3)
+    response = push_client.post(PUSH_URL, {
+        "notification_id": "later", "notification_type": "order", "user_id": "wanda",
+        "channels": ["app"], "content": {"title": "Later", "body": "Released by beat"},
+        "schedule_time": later.isoformat(),
+    }, format="json")
+    assert response.json()["status"] == "scheduled"
+    assert wait_for(lambda: sent("later")), worker.read_text()[-3000:]
+    record = PushRecord.objects.get(task__notification_id="later")
+    assert record.sent_at >= later
+    assert len(fcm_server.requests) == 2
