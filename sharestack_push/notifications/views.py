@@ -1,7 +1,6 @@
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -10,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.counts import task_counts
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import Scope, TaskStatus
 from sharestack_push.notifications.models import PushTask
@@ -127,12 +127,7 @@ class PushStatusView(APIView):
         if not request.auth.has_scope(Scope.ADMIN):
             tasks = tasks.filter(api_key=request.auth)
         task = get_object_or_404(tasks, pk=task_id)
-        counts: dict[str, dict[str, int]] = {}
-        total = 0
-        rows = task.records.values("channel_kind", "status").annotate(n=Count("id")).order_by()
-        for row in rows:
-            counts.setdefault(row["channel_kind"], {})[row["status"]] = row["n"]
-            total += row["n"]
+        counts, total = task_counts(task.pk)
         paginator = RecordPagination()
         page = paginator.paginate_queryset(
             task.records.select_related("channel").order_by("id"), request, view=self
