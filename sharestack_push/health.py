@@ -1,6 +1,7 @@
 """`/healthz`: whether the database and the broker answer."""
 import logging
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
@@ -21,7 +22,7 @@ def check_database() -> str:
 
 def check_broker() -> str:
     try:
-        with celery_app.connection_for_write() as broker:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as broker:
             broker.ensure_connection(max_retries=1, timeout=3)
         return "ok"
     except Exception as error:  # any failure means unhealthy; the reason is logged
