@@ -105,7 +105,7 @@ class Contact(models.Model):
         return f"{self.kind} of {self.user_id}"
 
 
-# Which contact kind each channel kind sends to; app push uses devices instead.
+# The contact kind that each channel kind sends to. App push uses devices instead.
 CONTACT_KIND_FOR_CHANNEL = {
     ChannelKind.EMAIL: Contact.Kind.EMAIL,
     ChannelKind.SMS: Contact.Kind.PHONE,

@@ -56,7 +56,7 @@ class PreferenceRow:
 
 @dataclass(frozen=True)
 class Counters:
-    """What already reached the user today, in the user's own calendar day."""
+    """Counts of messages that reached the user today, in the user's calendar day."""
 
     notifications_today: int = 0
     channel_messages_today: int = 0

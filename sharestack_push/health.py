@@ -1,4 +1,4 @@
-"""`/healthz`: whether the database and the broker answer."""
+"""`/healthz`: a readiness check of the database and the broker."""
 import logging
 
 from django.conf import settings

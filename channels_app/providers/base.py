@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 class Outcome(str, Enum):
     SENT = "sent"
-    # Worth another attempt later, after retry_after seconds when the provider says.
+    # Worth another attempt later, after retry_after seconds if the provider gave one.
     RETRYABLE = "retryable"
     # This message can never succeed as it is; other messages are unaffected.
     PERMANENT = "permanent"
@@ -48,8 +48,8 @@ class ConfigurationError(Exception):
 class Provider:
     """One provider account. Subclasses set `key` and `kinds` and implement `send`.
 
-    `config` holds the channel's plain settings and `credentials` its secrets, which
-    an adapter must never log or put into an error message.
+    `config` contains the channel's plain settings and `credentials` its secrets. An
+    adapter never logs the secrets or puts them into an error message.
     """
 
     key: ClassVar[str]

@@ -1,4 +1,4 @@
-"""What a task says on one channel kind in one locale, rendered once and cached."""
+"""Rendering of a task's message for one channel kind and locale, cached per job."""
 from dataclasses import dataclass
 from typing import Any
 

@@ -27,6 +27,7 @@ from sharestack_push.notifications.constants import (
     RecordStatus,
 )
 from sharestack_push.notifications.content import RenderCache
+from sharestack_push.notifications.delivery import choose_channel
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -93,17 +94,6 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
                 {"address": contact["address"], "provider": "", "contact_id": contact["id"]}
             )
     return addresses
-
-
-def servable(channels: list[Channel], kind: str, provider: str) -> bool:
-    """Whether an enabled channel can send this kind (to this device provider)."""
-    for channel in channels:
-        if channel.kind != kind:
-            continue
-        if kind == ChannelKind.APP and provider and channel.provider not in (provider, "console"):
-            continue
-        return True
-    return False
 
 
 def load_counters(
@@ -184,7 +174,7 @@ def apply_decision(record: PushRecord, decision, channels: list[Channel], render
     if not record.address:
         record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
         return
-    if not servable(channels, record.channel_kind, record.provider):
+    if choose_channel(channels, record.channel_kind, record.provider) is None:
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
         return
     rendered = renders.get(task, record.channel_kind, record.locale)

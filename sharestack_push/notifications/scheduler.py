@@ -117,10 +117,10 @@ def release_due_records(now: datetime, enqueue_send: SendSink) -> list[int]:
 
 
 def recover_stale_sending(now: datetime) -> int:
-    """Return records stuck in sending to retrying.
+    """Move records stuck in sending back to retrying, and return how many moved.
 
     NOTE: the provider may have accepted such a message before its worker died, so the
-    retry can deliver it twice; losing it silently would be worse.
+    retry can deliver it twice. Losing it silently would be worse.
     """
     return PushRecord.objects.filter(
         status=RecordStatus.SENDING, updated_at__lt=now - STALE_SENDING_AFTER
