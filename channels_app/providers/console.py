@@ -2,7 +2,7 @@
 import sys
 import threading
 
-from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 
 _write_lock = threading.Lock()
 

@@ -1,26 +1,29 @@
 """Firebase Cloud Messaging over the HTTP v1 API.
 
-pyfcm builds the request body and the endpoint URL, and google-auth fetches the OAuth
-token from the service account's `token_uri`. The requests themselves go out
+pyfcm builds the request body, and google-auth fetches the OAuth token from the
+service account's `token_uri`. The requests themselves go out
 concurrently over one aiohttp connection pool, because the v1 API takes one message
 per request and pyfcm's own send path sleeps and recurses without bound on
 Retry-After and on expired tokens; retries belong to our pipeline.
 """
 import asyncio
+import functools
 import json
 import logging
 import threading
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import google.auth.transport.requests
-from google.auth.exceptions import GoogleAuthError
+from google.auth.exceptions import GoogleAuthError, RefreshError
 from google.oauth2 import service_account
 from pyfcm import FCMNotification
 from requests.adapters import HTTPAdapter
 
 from channels_app.providers import aio
-from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +77,15 @@ def classify(status: int, body: str) -> tuple[Outcome, str, str]:
 
 
 def retry_after_seconds(header: str | None, code: str) -> float | None:
+    """Return the Retry-After delay in seconds, given as seconds or as an HTTP-date."""
     if header:
         try:
             return max(float(header), 0.0)
         except ValueError:
+            pass
+        try:
+            return max(parsedate_to_datetime(header).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError):
             pass
     return QUOTA_RETRY_SECONDS if code == "QUOTA_EXCEEDED" else None
 
@@ -88,6 +96,21 @@ def string_map(data: dict[str, Any]) -> dict[str, str]:
         str(key): value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         for key, value in data.items()
     }
+
+
+def token_failure(error: Exception) -> tuple[Outcome, str]:
+    """Classify a failed OAuth token fetch as (outcome, error code).
+
+    google-auth raises a non-retryable RefreshError when the token endpoint rejects
+    the grant (for example invalid_grant for a revoked key or a wrong client_email),
+    and TransportError when the endpoint cannot be reached.
+    """
+    if isinstance(error, RefreshError) and not error.retryable:
+        return Outcome.CONFIGURATION, "token_rejected"
+    return Outcome.RETRYABLE, "token_fetch_failed"
+
+
+TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError)
 
 
 class FcmProvider(Provider):
@@ -132,17 +155,22 @@ class FcmProvider(Provider):
             adapter=HTTPAdapter(max_retries=0),
         )
         base_url = (config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self._fcm.FCM_END_POINT_BASE = f"{base_url}/v1/projects"
-        self.endpoint = self._fcm.fcm_end_point
+        # pyfcm's own endpoint prefers the service account's project_id, but the
+        # channel's project_id wins: an account may be granted access to another project.
+        self.endpoint = f"{base_url}/v1/projects/{config['project_id']}/messages:send"
         self.concurrency = int(config.get("concurrency", 64))
         self._token_lock = threading.Lock()
+        # google-auth's own default timeout for the token request is 120 seconds.
+        self._token_request = functools.partial(
+            google.auth.transport.requests.Request(), timeout=timeout
+        )
         self._session: aiohttp.ClientSession | None = None
 
     def access_token(self, force_refresh: bool = False) -> str:
         """Return a valid OAuth token, fetching a new one when needed; thread-safe."""
         with self._token_lock:
             if force_refresh or not self._credentials.valid:
-                self._credentials.refresh(google.auth.transport.requests.Request())
+                self._credentials.refresh(self._token_request)
             return self._credentials.token
 
     def payload(self, message: OutgoingMessage) -> bytes:
@@ -156,24 +184,32 @@ class FcmProvider(Provider):
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         try:
             token = self.access_token()
-        except (GoogleAuthError, ValueError, OSError) as error:
-            logger.error("fcm: fetching the access token failed: %s", error)
-            return [
-                SendResult(m.record_id, Outcome.RETRYABLE, error_code="token_fetch_failed",
-                           error_message=str(error)[:500])
-                for m in messages
-            ]
+        except TOKEN_ERRORS as error:
+            return self._token_failed(messages, error)
         results = aio.run(self._send_all(messages, token))
 
-        expired = [r for r in results if r.error_code == "UNAUTHENTICATED"]
-        if expired:
-            # An OAuth token can be revoked before its expiry: refresh once and resend.
-            by_id = {m.record_id: m for m in messages}
+        expired_ids = {r.record_id for r in results if r.error_code == "UNAUTHENTICATED"}
+        if not expired_ids:
+            return results
+        # An OAuth token can be revoked before its expiry: refresh once and resend.
+        expired = [m for m in messages if m.record_id in expired_ids]
+        try:
             token = self.access_token(force_refresh=True)
-            retried = aio.run(self._send_all([by_id[r.record_id] for r in expired], token))
-            retried_by_id = {r.record_id: r for r in retried}
-            results = [retried_by_id.get(r.record_id, r) for r in results]
-        return results
+        except TOKEN_ERRORS as error:
+            retried = self._token_failed(expired, error)
+        else:
+            retried = aio.run(self._send_all(expired, token))
+        retried_by_id = {r.record_id: r for r in retried}
+        return [retried_by_id.get(r.record_id, r) for r in results]
+
+    @staticmethod
+    def _token_failed(messages: list[OutgoingMessage], error: Exception) -> list[SendResult]:
+        outcome, code = token_failure(error)
+        logger.error("fcm: fetching the access token failed (%s): %s", code, error)
+        return [
+            SendResult(m.record_id, outcome, error_code=code, error_message=str(error)[:500])
+            for m in messages
+        ]
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -1,18 +1,21 @@
 """Email over SMTP through Django's SMTP backend, one connection per batch."""
 import logging
 import smtplib
-import socket
+from email.utils import parseaddr
 from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import make_msgid
+from django.core.mail.utils import DNS_NAME
 
-from channels_app.providers.base import OutgoingMessage, Outcome, Provider, SendResult
+from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout)
+# Disconnects, timeouts, resets and TLS failures. smtplib's other exceptions are OSError
+# subclasses too, so _send_one catches them first.
+TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
 
 
 def classify_smtp_code(code: int) -> Outcome:
@@ -56,6 +59,11 @@ class SmtpProvider(Provider):
         except smtplib.SMTPAuthenticationError as error:
             logger.error("smtp: authentication failed at %s", self.config["host"])
             return self._all(messages, Outcome.CONFIGURATION, "auth_failed", str(error))
+        except smtplib.SMTPNotSupportedError as error:
+            # use_tls without STARTTLS, or credentials without AUTH, at this server.
+            logger.error("smtp: %s does not support the configured login: %s",
+                         self.config["host"], error)
+            return self._all(messages, Outcome.CONFIGURATION, "not_supported", str(error))
         except (smtplib.SMTPException, OSError) as error:
             logger.warning("smtp: cannot connect to %s: %s", self.config["host"], error)
             return self._all(messages, Outcome.RETRYABLE, "connect_failed", str(error))
@@ -67,8 +75,13 @@ class SmtpProvider(Provider):
             except (smtplib.SMTPException, OSError):
                 logger.warning("smtp: closing the connection failed", exc_info=True)
 
+    def _message_id_domain(self) -> str:
+        """Return the domain of from_email, which may be "Name <user@domain>"."""
+        domain = parseaddr(self.config["from_email"])[1].rpartition("@")[2]
+        return domain or DNS_NAME.get_fqdn()
+
     def _send_one(self, backend: EmailBackend, message: OutgoingMessage) -> SendResult:
-        message_id = make_msgid(domain=self.config["from_email"].rpartition("@")[2])
+        message_id = make_msgid(domain=self._message_id_domain())
         email = EmailMultiAlternatives(
             subject=message.title,
             body=message.body,
@@ -81,18 +94,29 @@ class SmtpProvider(Provider):
         if html:
             email.attach_alternative(html, "text/html")
         try:
-            email.send()
+            sent = email.send()
+        except ValueError as error:
+            # Django raises BadHeaderError, a ValueError, for a newline in the subject
+            # or the address, before any SMTP command.
+            return self._result(message, Outcome.PERMANENT, "invalid_message", str(error))
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = next(iter(error.recipients.values()))
             outcome = Outcome.RETRYABLE if 400 <= code < 500 else Outcome.INVALID_ADDRESS
             return self._result(message, outcome, str(code), reply)
         except smtplib.SMTPSenderRefused as error:
-            return self._result(message, Outcome.CONFIGURATION, str(error.smtp_code), error.smtp_error)
+            # A 4xx reply to MAIL FROM is temporary, a rate limit for example. A 5xx
+            # reply means that the server does not accept from_email.
+            code = error.smtp_code
+            outcome = Outcome.RETRYABLE if 400 <= code < 500 else Outcome.CONFIGURATION
+            return self._result(message, outcome, str(code), error.smtp_error)
         except smtplib.SMTPResponseException as error:
             outcome = classify_smtp_code(error.smtp_code)
             return self._result(message, outcome, str(error.smtp_code), error.smtp_error)
         except TRANSIENT_ERRORS as error:
             return SendResult(message.record_id, Outcome.RETRYABLE, error_code="disconnected", error_message=str(error))
+        if not sent:
+            # Django skips a message without recipients and returns 0.
+            return self._result(message, Outcome.INVALID_ADDRESS, "no_recipient", "the address is empty")
         return SendResult(message.record_id, Outcome.SENT, provider_message_id=message_id)
 
     @staticmethod
