@@ -1,0 +1,43 @@
+# Set-up and run targets. `make run` starts the service on SQLite and the filesystem
+# broker; `make test` runs the suite against the PostgreSQL and Redis on 127.0.0.1.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+# pip runs again whenever a requirements file is newer than its stamp.
+RUN_STAMP := $(VENV)/.requirements.stamp
+DEV_STAMP := $(VENV)/.requirements-dev.stamp
+
+.PHONY: run test clean
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): requirements.txt | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install -r requirements.txt
+	touch $@
+
+# requirements-dev.txt includes requirements.txt, so a change to either reinstalls.
+$(DEV_STAMP): requirements-dev.txt requirements.txt | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install -r requirements-dev.txt
+	touch $@
+
+run: $(RUN_STAMP)
+	$(VENV_PYTHON) manage.py migrate --noinput
+	$(VENV_PYTHON) manage.py load_demo
+	$(VENV_PYTHON) bin/run_all.py
+
+# Target-specific exports, so `make run` keeps its SQLite and filesystem defaults.
+# Values already set in the environment win over these.
+test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sharestack_push
+test: export REDIS_URL ?= redis://127.0.0.1:6379/0
+test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/1
+test: $(DEV_STAMP)
+	bash scripts/install-system-packages.sh
+	$(VENV_PYTHON) -m pytest --cov --cov-config=.coveragerc --cov-report=term --cov-fail-under=90
+
+# Removes caches and coverage output; keeps .venv and var/ (database, secret key).
+clean:
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	rm -rf .pytest_cache .coverage coverage.xml htmlcov

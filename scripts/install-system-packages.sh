@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite needs, skipping any already installed.
+# Safe to run repeatedly: apt-get runs only when a package is missing.
+set -euo pipefail
+
+# Space-separated Debian package names. The suite needs none beyond a stock machine
+# yet, and browser tests will add "chromium chromium-driver".
+PACKAGES=""
+
+missing=()
+for package in $PACKAGES; do
+    if ! dpkg -s "$package" >/dev/null 2>&1; then
+        missing+=("$package")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "install-system-packages: missing Debian packages: ${missing[*]}." \
+        "Run this script as root, or install them with apt-get." >&2
+    exit 1
+fi
+
+echo "install-system-packages: installing ${missing[*]}"
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
