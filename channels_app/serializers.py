@@ -6,12 +6,18 @@ from rest_framework import serializers
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import REGISTRY
+from sharestack_push.notifications.fields import (
+    JsonObjectField,
+    StrictCharField,
+    StrictModelSerializer,
+    StrictRegexField,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-class ChannelSerializer(serializers.ModelSerializer):
-    credentials = serializers.DictField(write_only=True, required=False)
+class ChannelSerializer(StrictModelSerializer):
+    credentials = JsonObjectField(write_only=True, required=False)
     has_credentials = serializers.SerializerMethodField()
     provider = serializers.ChoiceField(choices=sorted(REGISTRY))
 
@@ -69,8 +75,8 @@ class ChannelSerializer(serializers.ModelSerializer):
         return instance
 
 
-class ContactSerializer(serializers.ModelSerializer):
-    user_id = serializers.CharField(max_length=64)
+class ContactSerializer(StrictModelSerializer):
+    user_id = StrictCharField(max_length=64)
 
     class Meta:
         model = Contact
@@ -96,10 +102,10 @@ class ContactSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class DeviceSerializer(serializers.ModelSerializer):
-    user_id = serializers.CharField(max_length=64)
-    token = serializers.CharField(max_length=512)
-    provider = serializers.RegexField(r"^[a-z0-9_]+$", max_length=32)
+class DeviceSerializer(StrictModelSerializer):
+    user_id = StrictCharField(max_length=64)
+    token = StrictCharField(max_length=512)
+    provider = StrictRegexField(r"^[a-z0-9_]+$", max_length=32)
 
     class Meta:
         model = Device

@@ -7,7 +7,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.serializers import (
@@ -16,12 +15,13 @@ from channels_app.serializers import (
     DeviceSerializer,
 )
 from preferences.models import UserProfile
+from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 
 logger = logging.getLogger(__name__)
 
 
-class ChannelListView(APIView):
+class ChannelListView(ApiView):
     required_scope = Scope.ADMIN
 
     @extend_schema(responses=ChannelSerializer(many=True), summary="List channels")
@@ -37,7 +37,7 @@ class ChannelListView(APIView):
         return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
 
 
-class ChannelDetailView(APIView):
+class ChannelDetailView(ApiView):
     required_scope = Scope.ADMIN
 
     @extend_schema(responses=ChannelSerializer, summary="Show a channel")
@@ -58,7 +58,7 @@ def ensure_profile(user_id: str) -> None:
     UserProfile.objects.get_or_create(user_id=user_id)
 
 
-class ContactView(APIView):
+class ContactView(ApiView):
     required_scope = Scope.PUSH
 
     @extend_schema(
@@ -84,7 +84,7 @@ class ContactView(APIView):
         return Response(ContactSerializer(contact).data, status=code)
 
 
-class DeviceView(APIView):
+class DeviceView(ApiView):
     required_scope = Scope.PUSH
 
     @extend_schema(

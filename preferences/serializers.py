@@ -1,34 +1,52 @@
+import re
 from zoneinfo import available_timezones
 
 from rest_framework import serializers
 
 from sharestack_push.notifications.constants import ChannelKind
+from sharestack_push.notifications.fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    WallClockField,
+)
 
 TIME_FORMAT = "%H:%M"
+TYPE_PATTERN = re.compile(r"^[\w.:-]+$")
+
+
+class UserIdQuerySerializer(serializers.Serializer):
+    user_id = StrictCharField(min_length=1, max_length=64)
 
 
 class QuietHoursSerializer(serializers.Serializer):
-    start = serializers.TimeField(format=TIME_FORMAT)
-    end = serializers.TimeField(format=TIME_FORMAT)
+    start = WallClockField()
+    end = WallClockField()
 
 
 class FrequencyLimitSerializer(serializers.Serializer):
-    per_day = serializers.IntegerField(min_value=0, max_value=10_000, allow_null=True)
+    per_day = StrictIntegerField(min_value=0, max_value=10_000, allow_null=True)
 
 
 class PreferenceRowSerializer(serializers.Serializer):
-    notification_type = serializers.RegexField(
-        r"^[\w.:*-]*$", max_length=64, allow_blank=True, required=False, default="",
-        help_text="Empty or '*' applies to every type.",
+    notification_type = StrictCharField(
+        max_length=64, allow_blank=True, required=False, default="",
+        help_text="A notification type; empty or '*' applies to every type.",
     )
     channel = serializers.ChoiceField(choices=ChannelKind.choices)
-    is_enabled = serializers.BooleanField(default=True)
-    quiet_hours_start = serializers.TimeField(format=TIME_FORMAT, required=False, allow_null=True, default=None)
-    quiet_hours_end = serializers.TimeField(format=TIME_FORMAT, required=False, allow_null=True, default=None)
-    frequency_limit = serializers.IntegerField(min_value=0, max_value=10_000, required=False, allow_null=True, default=None)
+    is_enabled = StrictBooleanField(default=True)
+    quiet_hours_start = WallClockField(required=False, allow_null=True, default=None)
+    quiet_hours_end = WallClockField(required=False, allow_null=True, default=None)
+    frequency_limit = StrictIntegerField(min_value=0, max_value=10_000, required=False, allow_null=True, default=None)
 
     def validate_notification_type(self, value: str) -> str:
-        return "" if value == "*" else value
+        if value == "*":
+            return ""
+        if value and not TYPE_PATTERN.match(value):
+            raise serializers.ValidationError(
+                "Use letters, digits and . _ : - only, or '*' for every type."
+            )
+        return value
 
     def validate(self, attrs):
         if (attrs.get("quiet_hours_start") is None) != (attrs.get("quiet_hours_end") is None):
@@ -39,9 +57,9 @@ class PreferenceRowSerializer(serializers.Serializer):
 
 
 class PreferenceDocumentSerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=64)
-    all_enabled = serializers.BooleanField(default=True)
-    timezone = serializers.CharField(max_length=64, required=False)
+    user_id = StrictCharField(max_length=64)
+    all_enabled = StrictBooleanField(default=True)
+    timezone = StrictCharField(max_length=64, required=False)
     locale = serializers.ChoiceField(choices=["zh-hans", "en"], required=False)
     quiet_hours = QuietHoursSerializer(required=False, allow_null=True, default=None)
     frequency_limit = FrequencyLimitSerializer(required=False, allow_null=True, default=None)

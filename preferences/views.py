@@ -1,14 +1,18 @@
 import logging
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from preferences.models import UserProfile, UserPushPreference
-from preferences.serializers import TIME_FORMAT, PreferenceDocumentSerializer
+from preferences.serializers import (
+    TIME_FORMAT,
+    PreferenceDocumentSerializer,
+    UserIdQuerySerializer,
+)
+from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 
 logger = logging.getLogger(__name__)
@@ -67,11 +71,12 @@ def save_document(data: dict) -> None:
         )
 
 
-class PreferencesView(APIView):
+class PreferencesView(ApiView):
     required_scope = Scope.PREFERENCES
+    allowed_query_params = ("user_id",)
 
     @extend_schema(
-        parameters=[OpenApiParameter("user_id", str, required=True)],
+        parameters=[UserIdQuerySerializer],
         responses=PreferenceDocumentSerializer,
         summary="A user's notification preferences",
     )

@@ -13,6 +13,8 @@ from sharestack_push.health import healthz
 from sharestack_push.notifications.views import PushStatusView, PushView
 from templates.views import TemplateListView
 
+handler404 = "sharestack_push.notifications.errors.not_found"
+
 api = "api/v1/"
 urlpatterns = [
     path(f"{api}notifications/push", PushView.as_view(), name="push"),

@@ -1,12 +1,17 @@
 from rest_framework import serializers
 
+from sharestack_push.notifications.fields import (
+    JsonListField,
+    JsonObjectField,
+    StrictModelSerializer,
+)
 from templates.models import PushTemplate
 from templates.rendering import check_template_sources, template_strings
 
 
-class PushTemplateSerializer(serializers.ModelSerializer):
-    variables = serializers.ListField(required=False, default=list)
-    action_template = serializers.DictField(required=False, default=dict)
+class PushTemplateSerializer(StrictModelSerializer):
+    variables = JsonListField(required=False, default=list)
+    action_template = JsonObjectField(required=False, default=dict)
 
     class Meta:
         model = PushTemplate

@@ -2,14 +2,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 from templates.models import PushTemplate
 from templates.serializers import PushTemplateSerializer
 
 
-class TemplateListView(APIView):
+class TemplateListView(ApiView):
     required_scope = Scope.ADMIN
 
     @extend_schema(responses=PushTemplateSerializer(many=True), summary="List templates")

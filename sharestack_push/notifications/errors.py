@@ -1,6 +1,8 @@
 """One JSON shape for every API error: a stable code, a message, and the bad fields."""
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -51,3 +53,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         body = {"error": {"code": code, "message": str(detail), "fields": {}}}
     response.data = body
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer unknown /api/ URLs in the API's error shape, and others with Django's page."""
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

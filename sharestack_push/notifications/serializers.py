@@ -2,6 +2,13 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from sharestack_push.notifications.constants import ChannelKind, Priority
+from sharestack_push.notifications.fields import (
+    JsonObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictModelSerializer,
+    StrictRegexField,
+)
 from sharestack_push.notifications.models import PushRecord, PushTask
 from templates.models import PushTemplate
 
@@ -10,9 +17,9 @@ USER_ID_FIELD = {"max_length": 64, "allow_blank": False, "trim_whitespace": True
 
 
 class ContentSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    body = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
-    data = serializers.DictField(required=False, default=dict)
+    title = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    body = StrictCharField(max_length=10_000, required=False, allow_blank=True, default="")
+    data = JsonObjectField(required=False, default=dict)
 
     def validate(self, attrs):
         if not attrs.get("title") and not attrs.get("body"):
@@ -34,20 +41,20 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 class PushRequestSerializer(serializers.Serializer):
-    notification_id = serializers.CharField(max_length=128)
-    notification_type = serializers.RegexField(r"^[\w.:-]+$", max_length=64)
-    user_id = serializers.CharField(required=False, **USER_ID_FIELD)
+    notification_id = StrictCharField(max_length=128)
+    notification_type = StrictRegexField(r"^[\w.:-]+$", max_length=64)
+    user_id = StrictCharField(required=False, **USER_ID_FIELD)
     user_ids = serializers.ListField(
-        child=serializers.CharField(**USER_ID_FIELD),
+        child=StrictCharField(**USER_ID_FIELD),
         required=False, min_length=1, max_length=MAX_USER_IDS,
     )
-    broadcast = serializers.BooleanField(required=False, default=False)
+    broadcast = StrictBooleanField(required=False, default=False)
     channels = serializers.ListField(
         child=serializers.ChoiceField(choices=ChannelKind.choices), min_length=1
     )
-    template = serializers.CharField(max_length=100, required=False)
+    template = StrictCharField(max_length=100, required=False)
     content = ContentSerializer(required=False)
-    variables = serializers.DictField(required=False, default=dict)
+    variables = JsonObjectField(required=False, default=dict)
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     schedule_time = AwareDateTimeField(required=False, allow_null=True)
 
@@ -82,13 +89,13 @@ class PushRequestSerializer(serializers.Serializer):
 
 class PushAcceptedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    notification_id = serializers.CharField()
-    status = serializers.CharField()
+    notification_id = StrictCharField()
+    status = StrictCharField()
 
 
-class PushRecordSerializer(serializers.ModelSerializer):
-    channel = serializers.CharField(source="channel_kind")
-    channel_name = serializers.CharField(source="channel.name", default=None)
+class PushRecordSerializer(StrictModelSerializer):
+    channel = StrictCharField(source="channel_kind")
+    channel_name = StrictCharField(source="channel.name", default=None)
 
     class Meta:
         model = PushRecord
@@ -99,7 +106,7 @@ class PushRecordSerializer(serializers.ModelSerializer):
         ]
 
 
-class PushTaskSerializer(serializers.ModelSerializer):
+class PushTaskSerializer(StrictModelSerializer):
     class Meta:
         model = PushTask
         fields = [

@@ -7,10 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from analytics.counts import task_counts
 from sharestack_push.notifications import clock
+from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope, TaskStatus
 from sharestack_push.notifications.models import PushTask
 from sharestack_push.notifications.serializers import (
@@ -53,7 +53,7 @@ def task_from_request(data: dict, api_key) -> PushTask:
     )
 
 
-class PushView(APIView):
+class PushView(ApiView):
     required_scope = Scope.PUSH
 
     @extend_schema(
@@ -64,14 +64,15 @@ class PushView(APIView):
         "with the same key returns the existing task with 200 and sends nothing again.",
     )
     def post(self, request: Request) -> Response:
+        serializer = PushRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         existing = PushTask.objects.filter(
-            api_key=request.auth, notification_id=str(request.data.get("notification_id", ""))
-        ).first() if isinstance(request.data, dict) else None
+            api_key=request.auth,
+            notification_id=serializer.validated_data["notification_id"],
+        ).first()
         if existing is not None:
             return Response(accepted_body(existing), status=status.HTTP_200_OK)
 
-        serializer = PushRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         task = task_from_request(serializer.validated_data, request.auth)
         try:
             with transaction.atomic():
@@ -92,8 +93,9 @@ class RecordPagination(PageNumberPagination):
     max_page_size = 1000
 
 
-class PushStatusView(APIView):
+class PushStatusView(ApiView):
     required_scope = Scope.PUSH
+    allowed_query_params = ("page", "page_size")
 
     @extend_schema(
         summary="A task's status, counts and records",

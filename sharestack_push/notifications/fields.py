@@ -1,0 +1,126 @@
+"""Serializer fields that reject JSON of the wrong type instead of coercing it.
+
+DRF turns 0 into False and 5 into "5"; an API that documents types should answer 400.
+"""
+
+from typing import Any
+
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+
+def storable_text_problem(value: Any) -> str | None:
+    """Return why a JSON value cannot be stored in PostgreSQL, or None.
+
+    PostgreSQL rejects NUL characters in text and jsonb, and lone UTF-16 surrogates
+    cannot be encoded as UTF-8.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "Text must not contain NUL characters."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Text must be valid Unicode (no lone surrogates)."
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        problem = storable_text_problem(item)
+        if problem:
+            return problem
+    return None
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        problem = storable_text_problem(data)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
+
+
+class JsonObjectField(serializers.DictField):
+    """A JSON object whose strings PostgreSQL can store."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = storable_text_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class JsonListField(serializers.ListField):
+    """A JSON array whose strings PostgreSQL can store."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = storable_text_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose generated fields use the strict types above."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.BooleanField: StrictBooleanField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+    }
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+        "example": "22:00",
+        "description": "Local wall-clock time, HH:MM.",
+    }
+)
+class WallClockField(serializers.TimeField):
+    """A local time of day written HH:MM, without a UTC offset."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", format="HH:MM")
+        return super().to_internal_value(data)
