@@ -47,26 +47,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class JsonObjectField(serializers.DictField):
-    """A JSON object whose strings PostgreSQL can store."""
+class StorableJsonMixin:
+    """Rejects JSON whose strings PostgreSQL cannot store."""
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
+        value = super().to_internal_value(data)  # type: ignore[misc]
         problem = storable_text_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
         return value
 
 
-class JsonListField(serializers.ListField):
-    """A JSON array whose strings PostgreSQL can store."""
+class JsonObjectField(StorableJsonMixin, serializers.DictField):
+    pass
 
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        problem = storable_text_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
+
+class JsonListField(StorableJsonMixin, serializers.ListField):
+    pass
 
 
 class StrictBooleanField(serializers.BooleanField):

@@ -59,6 +59,11 @@ def test_same_notification_id_from_other_key_is_new_task(make_client):
         ({"schedule_time": "tomorrow"}, "schedule_time"),
         ({"user_id": "x" * 65}, "user_id"),
         ({"notification_id": None}, "notification_id"),
+        ({"notification_id": 42}, "notification_id"),
+        ({"notification_id": "a\u0000b"}, "notification_id"),
+        ({"variables": {"name": "a\u0000"}}, "variables"),
+        ({"content": {"body": "x", "data": {"k\u0000": "v"}}}, "content.data"),
+        ({"user_ids": ["a", 5]}, "user_ids[1]"),
     ],
 )
 def test_invalid_input_names_field(push_client, overrides, field):
@@ -98,3 +103,29 @@ def test_status_of_other_keys_task_is_404(make_client):
 def test_status_of_unknown_task_is_404(push_client):
     response = push_client.get(f"{PUSH_URL}/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
+
+
+def test_unknown_query_parameter_is_400(push_client):
+    created = push_client.post(PUSH_URL, body(), format="json").json()
+    response = push_client.get(f"{PUSH_URL}/{created['id']}", {"pagesize": 5})
+    assert response.status_code == 400
+    assert "pagesize" in response.json()["error"]["fields"]
+
+
+def test_lone_surrogate_is_400(push_client):
+    raw = '{"notification_id": "\\ud800", "notification_type": "t", "user_id": "a", ' \
+        '"channels": ["email"], "content": {"body": "x"}}'
+    response = push_client.post(PUSH_URL, raw, content_type="application/json")
+    assert response.status_code == 400
+    assert "notification_id" in response.json()["error"]["fields"]
+
+
+def test_form_body_is_415(push_client):
+    response = push_client.post(PUSH_URL, {"notification_id": "x"}, format="multipart")
+    assert response.status_code == 415
+
+
+def test_unknown_api_path_is_json_404(push_client):
+    response = push_client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
