@@ -3,6 +3,9 @@ import os
 
 from celery import Celery
 
+from sharestack_push import broker
+
+broker.register()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sharestack_push.settings")
 
 app = Celery("sharestack_push")

@@ -153,10 +153,11 @@ STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-# Celery: the filesystem transport needs no server; any kombu URL replaces it.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# Celery: kombu's filesystem transport, with atomic writes (sharestack_push/broker.py),
+# needs no server; any kombu URL replaces it.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem-atomic://")
 BROKER_FOLDER = VAR_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith(("filesystem://", "filesystem-atomic://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_FOLDER / "queue"),
         "data_folder_out": str(BROKER_FOLDER / "queue"),
@@ -226,7 +227,7 @@ REST_FRAMEWORK = {
         "sharestack_push.notifications.auth.HasScope",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sharestack_push.notifications.errors.JsonParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "sharestack_push.notifications.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
