@@ -45,6 +45,10 @@ class ChannelSerializer(StrictModelSerializer):
         config = attrs.get("config", instance.config if instance else {})
         if "credentials" in attrs:
             credentials = attrs["credentials"]
+        elif instance is not None and provider != instance.provider:
+            raise serializers.ValidationError(
+                {"credentials": "Give the new provider's credentials when changing provider."}
+            )
         else:
             credentials = instance.credentials if instance else {}
         adapter = REGISTRY[provider]

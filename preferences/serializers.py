@@ -8,6 +8,7 @@ from sharestack_push.notifications.fields import (
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
+    StrictSerializer,
     WallClockField,
 )
 
@@ -15,20 +16,20 @@ TIME_FORMAT = "%H:%M"
 TYPE_PATTERN = re.compile(r"^[\w.:-]+$")
 
 
-class UserIdQuerySerializer(serializers.Serializer):
+class UserIdQuerySerializer(StrictSerializer):
     user_id = StrictCharField(min_length=1, max_length=64)
 
 
-class QuietHoursSerializer(serializers.Serializer):
+class QuietHoursSerializer(StrictSerializer):
     start = WallClockField()
     end = WallClockField()
 
 
-class FrequencyLimitSerializer(serializers.Serializer):
+class FrequencyLimitSerializer(StrictSerializer):
     per_day = StrictIntegerField(min_value=0, max_value=10_000, allow_null=True)
 
 
-class PreferenceRowSerializer(serializers.Serializer):
+class PreferenceRowSerializer(StrictSerializer):
     notification_type = StrictCharField(
         max_length=64, allow_blank=True, required=False, default="",
         help_text="A notification type; empty or '*' applies to every type.",
@@ -56,7 +57,7 @@ class PreferenceRowSerializer(serializers.Serializer):
         return attrs
 
 
-class PreferenceDocumentSerializer(serializers.Serializer):
+class PreferenceDocumentSerializer(StrictSerializer):
     user_id = StrictCharField(max_length=64)
     all_enabled = StrictBooleanField(default=True)
     timezone = StrictCharField(max_length=64, required=False)

@@ -37,7 +37,7 @@ def preference_document(user_id: str) -> dict:
         "frequency_limit": {"per_day": profile.daily_limit} if profile.daily_limit is not None else None,
         "preferences": [
             {
-                "notification_type": row.notification_type,
+                "notification_type": row.notification_type or "*",
                 "channel": row.channel,
                 "is_enabled": row.is_enabled,
                 "quiet_hours_start": format_time(row.quiet_hours_start),

@@ -13,6 +13,7 @@ from sharestack_push.health import healthz
 from sharestack_push.notifications.views import PushStatusView, PushView
 from templates.views import TemplateListView
 
+handler400 = "sharestack_push.notifications.errors.bad_request"
 handler404 = "sharestack_push.notifications.errors.not_found"
 
 api = "api/v1/"

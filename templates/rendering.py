@@ -3,11 +3,14 @@
 Every variable a template uses must be declared, and every declared variable must have
 a value or a default, so a raw placeholder or an empty gap never reaches a user.
 """
+
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import VariableNode
+from django.template.base import FilterExpression, VariableNode
+from django.template.defaulttags import ForNode, IfNode, WithNode
 
 ENGINE = Engine(autoescape=False, string_if_invalid="")
 
@@ -52,16 +55,92 @@ def parse_variables(declared: list[Any]) -> list[VariableSpec]:
     return specs
 
 
-def used_variables(source: str) -> set[str]:
-    """Return the top-level names a template source reads; raise TemplateSyntaxError."""
-    template = ENGINE.from_string(source)
+def expression_name(expression: Any) -> str | None:
+    lookups = getattr(getattr(expression, "var", None), "lookups", None)
+    return lookups[0] if lookups else None
+
+
+def condition_names(condition: Any) -> set[str]:
+    """Return the names an {% if %} condition reads, walking its operator tree."""
+    if condition is None:
+        return set()
     names = set()
-    for node in template.nodelist.get_nodes_by_type(VariableNode):
-        variable = node.filter_expression.var
-        lookups = getattr(variable, "lookups", None)
-        if lookups:
-            names.add(lookups[0])
+    value = getattr(condition, "value", None)
+    if isinstance(value, FilterExpression) and expression_name(value):
+        names.add(expression_name(value))
+    for side in ("first", "second"):
+        names |= condition_names(getattr(condition, side, None))
     return names
+
+
+def used_variables(source: str) -> set[str]:
+    """Return the top-level names a template source reads; raise TemplateSyntaxError.
+
+    Names bound inside the template ({% for x in ... %}, {% with x=... %}, forloop)
+    are not counted.
+    """
+    template = ENGINE.from_string(source)
+    bound = {"forloop"}
+    names = set()
+    for loop in template.nodelist.get_nodes_by_type(ForNode):
+        bound.update(loop.loopvars)
+        if expression_name(loop.sequence):
+            names.add(expression_name(loop.sequence))
+    for block in template.nodelist.get_nodes_by_type(WithNode):
+        bound.update(block.extra_context)
+    for node in template.nodelist.get_nodes_by_type(VariableNode):
+        if expression_name(node.filter_expression):
+            names.add(expression_name(node.filter_expression))
+    for node in template.nodelist.get_nodes_by_type(IfNode):
+        for condition, _ in node.conditions_nodelists:
+            names.update(condition_names(condition))
+    return names - bound
+
+
+# Tags a message template may use: logic and formatting, nothing that loads libraries,
+# reads files or dumps the context (`load`, `include`, `ssi`, `debug`).
+ALLOWED_TAGS = frozenset(
+    {
+        "if",
+        "elif",
+        "else",
+        "endif",
+        "for",
+        "empty",
+        "endfor",
+        "with",
+        "endwith",
+        "firstof",
+        "cycle",
+        "comment",
+        "endcomment",
+        "spaceless",
+        "endspaceless",
+        "now",
+        "templatetag",
+        "widthratio",
+    }
+)
+TAG_NAME = re.compile(r"{%-?\s*(\w+)")
+
+
+def source_problems(source: str, names: set[str]) -> list[str]:
+    """Return why one template source would not render as its author meant."""
+    problems = []
+    for opening, closing in (("{{", "}}"), ("{%", "%}"), ("{#", "#}")):
+        if source.count(opening) != source.count(closing):
+            problems.append(f"unbalanced {opening} and {closing}")
+    for tag in sorted(set(TAG_NAME.findall(source)) - ALLOWED_TAGS):
+        problems.append(f"tag {tag!r} is not allowed in message templates")
+    if problems:
+        return problems
+    try:
+        undeclared = used_variables(source) - names
+    except TemplateSyntaxError as error:
+        return [f"template syntax error: {error}"]
+    return [
+        f"variable {name!r} is used but not declared" for name in sorted(undeclared)
+    ]
 
 
 def check_template_sources(sources: list[str], declared: list[Any]) -> list[str]:
@@ -70,17 +149,7 @@ def check_template_sources(sources: list[str], declared: list[Any]) -> list[str]
         names = {spec.name for spec in parse_variables(declared)}
     except ValueError as error:
         return [str(error)]
-    problems = []
-    for source in sources:
-        try:
-            undeclared = used_variables(source) - names
-        except TemplateSyntaxError as error:
-            problems.append(f"template syntax error: {error}")
-            continue
-        problems.extend(
-            f"variable {name!r} is used but not declared" for name in sorted(undeclared)
-        )
-    return problems
+    return [problem for source in sources for problem in source_problems(source, names)]
 
 
 def build_context(declared: list[Any], values: dict[str, Any]) -> dict[str, Any]:

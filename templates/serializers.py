@@ -6,7 +6,7 @@ from sharestack_push.notifications.fields import (
     StrictModelSerializer,
 )
 from templates.models import PushTemplate
-from templates.rendering import check_template_sources, template_strings
+from templates.rendering import parse_variables, source_problems, template_strings
 
 
 class PushTemplateSerializer(StrictModelSerializer):
@@ -16,15 +16,47 @@ class PushTemplateSerializer(StrictModelSerializer):
     class Meta:
         model = PushTemplate
         fields = [
-            "id", "channel", "type", "name", "locale", "title_template", "content_template",
-            "action_template", "variables", "is_active", "version", "created_at", "updated_at",
+            "id",
+            "channel",
+            "type",
+            "name",
+            "locale",
+            "title_template",
+            "content_template",
+            "action_template",
+            "variables",
+            "is_active",
+            "version",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["version", "created_at", "updated_at"]
 
+    def validate_variables(self, value):
+        try:
+            parse_variables(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+        return value
+
     def validate(self, attrs):
-        sources = [attrs.get("title_template", ""), attrs.get("content_template", "")]
-        sources += template_strings(attrs.get("action_template") or {})
-        problems = check_template_sources(sources, attrs.get("variables", []))
-        if problems:
-            raise serializers.ValidationError({"content_template": problems})
+        declared = attrs.get("variables", [])
+        try:
+            names = {spec.name for spec in parse_variables(declared)}
+        except ValueError:
+            return attrs  # validate_variables already reported it
+        errors = {}
+        for field in ("title_template", "content_template"):
+            problems = source_problems(attrs.get(field, ""), names)
+            if problems:
+                errors[field] = problems
+        action_problems = [
+            problem
+            for source in template_strings(attrs.get("action_template") or {})
+            for problem in source_problems(source, names)
+        ]
+        if action_problems:
+            errors["action_template"] = action_problems
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs

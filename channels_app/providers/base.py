@@ -56,6 +56,10 @@ class Provider:
     kinds: ClassVar[tuple[str, ...]]
     required_config: ClassVar[tuple[str, ...]] = ()
     required_credentials: ClassVar[tuple[str, ...]] = ()
+    # Every key a channel may set; validate() rejects others, such as a misspelling or
+    # a secret put into config, where responses would show it.
+    optional_config: ClassVar[tuple[str, ...]] = ()
+    optional_credentials: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, config: dict[str, Any], credentials: dict[str, Any], timeout: float
@@ -74,6 +78,18 @@ class Provider:
         for name in cls.required_credentials:
             if credentials.get(name) in (None, ""):
                 errors[f"credentials.{name}"] = "This field is required."
+        allowed_config = {*cls.required_config, *cls.optional_config}
+        for name in sorted(set(config) - allowed_config):
+            errors[f"config.{name}"] = (
+                f"Unknown key for provider {cls.key!r}; allowed: "
+                f"{', '.join(sorted(allowed_config)) or 'none'}."
+            )
+        allowed_credentials = {*cls.required_credentials, *cls.optional_credentials}
+        for name in sorted(set(credentials) - allowed_credentials):
+            errors[f"credentials.{name}"] = (
+                f"Unknown key for provider {cls.key!r}; allowed: "
+                f"{', '.join(sorted(allowed_credentials)) or 'none'}."
+            )
         return errors
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:

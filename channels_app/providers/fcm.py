@@ -118,6 +118,7 @@ class FcmProvider(Provider):
     kinds = ("app",)
     required_config = ("project_id",)
     required_credentials = ("service_account",)
+    optional_config = ("base_url", "token_uri", "concurrency")
 
     @classmethod
     def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:

@@ -4,10 +4,12 @@ import smtplib
 from email.utils import parseaddr
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
+from django.core.validators import validate_email
 
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 
@@ -16,6 +18,17 @@ logger = logging.getLogger(__name__)
 # Disconnects, timeouts, resets and TLS failures. smtplib's other exceptions are OSError
 # subclasses too, so _send_one catches them first.
 TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
+
+
+def valid_sender(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    _, address = parseaddr(value)
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 def classify_smtp_code(code: int) -> Outcome:
@@ -27,6 +40,8 @@ class SmtpProvider(Provider):
     key = "smtp"
     kinds = ("email",)
     required_config = ("host", "port", "from_email")
+    optional_config = ("use_tls", "use_ssl")
+    optional_credentials = ("username", "password")
 
     @classmethod
     def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
@@ -38,6 +53,17 @@ class SmtpProvider(Provider):
             errors["config.port"] = "Must be an integer from 1 to 65535."
         if config.get("use_tls") and config.get("use_ssl"):
             errors["config.use_ssl"] = "use_tls and use_ssl cannot both be true."
+        for name in ("use_tls", "use_ssl"):
+            if name in config and not isinstance(config[name], bool):
+                errors[f"config.{name}"] = "Must be true or false."
+        from_email = config.get("from_email")
+        if "config.from_email" not in errors and not valid_sender(from_email):
+            errors["config.from_email"] = (
+                "Must be an email address, optionally with a name: "
+                "'ShareStack <noreply@example.com>'."
+            )
+        if bool(credentials.get("username")) != bool(credentials.get("password")):
+            errors["credentials.password"] = "Give both username and password, or neither."
         return errors
 
     def _backend(self) -> EmailBackend:

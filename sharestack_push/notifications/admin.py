@@ -6,7 +6,12 @@ from sharestack_push.notifications.models import ApiKey, PushRecord, PushTask
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "scopes", "is_active", "created_at", "last_used_at"]
-    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+    fields = ["name", "prefix", "scopes", "is_active", "created_at", "last_used_at"]
+    readonly_fields = ["name", "prefix", "scopes", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        # A key is shown only once, so keys come from `manage.py create_api_key`.
+        return False
 
 
 @admin.register(PushTask)

@@ -32,7 +32,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header:
             return None
         keyword, _, plain_key = header.partition(" ")
-        if keyword != KEYWORD or not plain_key.strip():
+        # Authentication schemes are case-insensitive (RFC 9110, section 11.1).
+        if keyword.lower() != KEYWORD.lower() or not plain_key.strip():
             raise exceptions.AuthenticationFailed(
                 "Invalid Authorization header: expected 'Api-Key <key>'."
             )

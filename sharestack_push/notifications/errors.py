@@ -1,9 +1,12 @@
 """One JSON shape for every API error: a stable code, a message, and the bad fields."""
+
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -38,7 +41,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     response = exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, (Http404, exceptions.NotFound)):
+        body = {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
+    elif isinstance(exc, exceptions.ValidationError):
         fields = flatten(exc.detail)
         body = {
             "error": {
@@ -61,3 +66,29 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
         body = {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
         return JsonResponse(body, status=404)
     return page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer requests Django rejects before any view (such as an oversized body)."""
+    if request.path.startswith("/api/"):
+        body = {
+            "error": {
+                "code": "bad_request",
+                "message": str(exception) or "Bad request.",
+                "fields": {},
+            }
+        }
+        return JsonResponse(body, status=400)
+    return django_bad_request(request, exception)
+
+
+class JsonParser(JSONParser):
+    """DRF's JSON parser, answering 400 for JSON nested too deeply to parse."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(
+                "JSON parse error: nested too deeply."
+            ) from None

@@ -9,32 +9,61 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+MAX_JSON_DEPTH = 20
+
 
 def storable_text_problem(value: Any) -> str | None:
     """Return why a JSON value cannot be stored in PostgreSQL, or None.
 
-    PostgreSQL rejects NUL characters in text and jsonb, and lone UTF-16 surrogates
-    cannot be encoded as UTF-8.
+    PostgreSQL rejects NUL characters in text and jsonb, lone UTF-16 surrogates cannot
+    be encoded as UTF-8, and nesting deeper than MAX_JSON_DEPTH is rejected outright.
     """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "Text must not contain NUL characters."
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "Text must be valid Unicode (no lone surrogates)."
-        return None
-    if isinstance(value, dict):
-        items = [*value.keys(), *value.values()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        return None
-    for item in items:
-        problem = storable_text_problem(item)
-        if problem:
-            return problem
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels."
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "Text must not contain NUL characters."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Text must be valid Unicode (no lone surrogates)."
+        elif isinstance(item, dict):
+            pending.extend((key, depth + 1) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
     return None
+
+
+class RejectUnknownFieldsMixin:
+    """Answers 400 for body fields the serializer does not accept.
+
+    A misspelt field (`shedule_time`) would otherwise be dropped silently, and the
+    request would do something other than what the caller meant.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            fields = self.fields  # type: ignore[attr-defined]
+            errors = {}
+            for name in sorted(
+                set(data) - {n for n, f in fields.items() if not f.read_only}
+            ):
+                errors[name] = (
+                    ["This field is read-only."]
+                    if name in fields
+                    else ["Unknown field."]
+                )
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    pass
 
 
 class StrictCharField(serializers.CharField):
@@ -82,9 +111,9 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class StrictModelSerializer(serializers.ModelSerializer):
-    """A ModelSerializer whose generated fields use the strict types above."""
-
+# A ModelSerializer whose generated fields use the strict types above and which
+# rejects unknown fields. (A comment, not a docstring: the schema would show it.)
+class StrictModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.CharField: StrictCharField,

@@ -1,3 +1,5 @@
+import json
+
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
@@ -8,18 +10,27 @@ from sharestack_push.notifications.fields import (
     StrictCharField,
     StrictModelSerializer,
     StrictRegexField,
+    StrictSerializer,
 )
 from sharestack_push.notifications.models import PushRecord, PushTask
 from templates.models import PushTemplate
 
 MAX_USER_IDS = 10_000
+MAX_DATA_BYTES = 4096
 USER_ID_FIELD = {"max_length": 64, "allow_blank": False, "trim_whitespace": True}
 
 
-class ContentSerializer(serializers.Serializer):
+class ContentSerializer(StrictSerializer):
     title = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     body = StrictCharField(max_length=10_000, required=False, allow_blank=True, default="")
     data = JsonObjectField(required=False, default=dict)
+
+    def validate_data(self, value):
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_DATA_BYTES:
+            raise serializers.ValidationError(
+                f"Must be at most {MAX_DATA_BYTES} bytes as JSON; FCM and APNs allow 4 KB."
+            )
+        return value
 
     def validate(self, attrs):
         if not attrs.get("title") and not attrs.get("body"):
@@ -32,7 +43,12 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         if isinstance(value, str):
-            parsed = parse_datetime(value)
+            try:
+                parsed = parse_datetime(value)
+            except ValueError:
+                raise serializers.ValidationError(
+                    f"{value!r} is not a real date and time."
+                ) from None
             if parsed is not None and parsed.tzinfo is None:
                 raise serializers.ValidationError(
                     "Include a UTC offset, for example 2026-12-24T20:00:00+08:00."
@@ -40,7 +56,7 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class PushRequestSerializer(serializers.Serializer):
+class PushSerializer(StrictSerializer):
     notification_id = StrictCharField(max_length=128)
     notification_type = StrictRegexField(r"^[\w.:-]+$", max_length=64)
     user_id = StrictCharField(required=False, **USER_ID_FIELD)
@@ -74,6 +90,8 @@ class PushRequestSerializer(serializers.Serializer):
         if has_template == has_content:
             errors["template"] = "Give exactly one of template or content."
         elif has_template:
+            # A missing variable is not checked here: the record fails at rendering
+            # with template_variable_missing:<name>, as the API contract states.
             exists = PushTemplate.objects.filter(
                 name=attrs["template"], channel__in=attrs.get("channels", []), is_active=True
             ).exists()
@@ -87,7 +105,7 @@ class PushRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class PushAcceptedSerializer(serializers.Serializer):
+class PushAcceptedSerializer(StrictSerializer):
     id = serializers.UUIDField()
     notification_id = StrictCharField()
     status = StrictCharField()

@@ -16,7 +16,7 @@ from sharestack_push.notifications.models import PushTask
 from sharestack_push.notifications.serializers import (
     PushAcceptedSerializer,
     PushRecordSerializer,
-    PushRequestSerializer,
+    PushSerializer,
     PushTaskSerializer,
 )
 from sharestack_push.notifications.tasks import enqueue_dispatch
@@ -57,14 +57,14 @@ class PushView(ApiView):
     required_scope = Scope.PUSH
 
     @extend_schema(
-        request=PushRequestSerializer,
+        request=PushSerializer,
         responses={202: PushAcceptedSerializer, 200: PushAcceptedSerializer},
         summary="Send a notification",
         description="Accepts a notification for delivery. Repeating a notification_id "
         "with the same key returns the existing task with 200 and sends nothing again.",
     )
     def post(self, request: Request) -> Response:
-        serializer = PushRequestSerializer(data=request.data)
+        serializer = PushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         existing = PushTask.objects.filter(
             api_key=request.auth,

@@ -152,3 +152,42 @@ def test_invalid_device_names_field(push_client):
     response = push_client.post("/api/v1/devices", body, format="json")
     assert response.status_code == 400
     assert "platform" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"config": {**SMTP_CHANNEL["config"], "password": "leak"}}, "config.password"),
+        ({"credentials": {"username": "u", "password": "p", "token": "t"}}, "credentials.token"),
+        ({"config": {**SMTP_CHANNEL["config"], "from_email": "not-an-email"}}, "config.from_email"),
+        ({"config": {**SMTP_CHANNEL["config"], "use_tls": "yes"}}, "config.use_tls"),
+        ({"credentials": {"username": "u"}}, "credentials.password"),
+        ({"has_credentials": False}, "has_credentials"),
+    ],
+)
+def test_channel_rejects_unknown_and_invalid_keys(admin_client, changes, field):
+    response = admin_client.post(CHANNELS, {**SMTP_CHANNEL, **changes}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_named_sender_is_accepted(admin_client):
+    config = {**SMTP_CHANNEL["config"], "from_email": "ShareStack <noreply@example.com>"}
+    response = admin_client.post(CHANNELS, {**SMTP_CHANNEL, "config": config}, format="json")
+    assert response.status_code == 201
+
+
+def test_provider_change_needs_new_credentials(admin_client):
+    channel_id = admin_client.post(CHANNELS, SMTP_CHANNEL, format="json").json()["id"]
+    response = admin_client.patch(f"{CHANNELS}/{channel_id}",
+                                  {"provider": "console", "config": {}}, format="json")
+    assert response.status_code == 400
+    assert "credentials" in response.json()["error"]["fields"]
+    assert Channel.objects.get().provider == "smtp"
+
+
+def test_device_read_only_field_is_400(push_client):
+    body = {"user_id": "a", "platform": "ios", "provider": "fcm", "token": "t", "is_active": False}
+    response = push_client.post("/api/v1/devices", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["is_active"] == ["This field is read-only."]

@@ -1,5 +1,6 @@
 """Validation and idempotency of POST /api/v1/notifications/push."""
 import pytest
+from rest_framework.test import APIClient
 
 from sharestack_push.notifications.models import PushRecord, PushTask
 from templates.models import PushTemplate
@@ -129,3 +130,45 @@ def test_unknown_api_path_is_json_404(push_client):
     response = push_client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"shedule_time": "2030-01-01T00:00:00+00:00"}, "shedule_time"),
+        ({"content": {"body": "x", "titel": "y"}}, "content.titel"),
+        ({"schedule_time": "2030-02-30T00:00:00+00:00"}, "schedule_time"),
+        ({"schedule_time": "2030-01-01T24:00:00+00:00"}, "schedule_time"),
+        ({"content": {"body": "x", "data": {"blob": "x" * 5000}}}, "content.data"),
+    ],
+)
+def test_typos_and_impossible_values_are_400(push_client, overrides, field):
+    response = push_client.post(PUSH_URL, body(**overrides), format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert PushTask.objects.count() == 0
+
+
+def test_deeply_nested_json_is_400(push_client):
+    nested = "[" * 100_000 + "]" * 100_000
+    raw = '{"notification_id": "n", "content": {"body": "x", "data": {"k": ' + nested + "}}}"
+    response = push_client.post(PUSH_URL, raw, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_oversized_body_is_json_400(push_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = push_client.post(PUSH_URL, body(content={"body": "x" * 2000}), format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_not_found_message_names_no_model(push_client):
+    response = push_client.get(f"{PUSH_URL}/00000000-0000-0000-0000-000000000000")
+    assert response.json()["error"] == {"code": "not_found", "message": "Not found.", "fields": {}}
+
+
+def test_lowercase_auth_scheme_is_accepted(push_client):
+    lower = APIClient()
+    lower.credentials(HTTP_AUTHORIZATION=f"api-key {push_client.plain_key}")
+    assert lower.post(PUSH_URL, body(), format="json").status_code == 202

@@ -39,6 +39,7 @@ def test_load_demo_is_repeatable(db):
     first = run("load_demo").strip().splitlines()[-1]
     second = run("load_demo").strip().splitlines()[-1]
     assert first != second
+    assert find_api_key(first) is None
     assert find_api_key(second).scopes == ["push", "preferences", "admin"]
     assert Channel.objects.get().provider == "console"
     assert Contact.objects.get().address == "demo@example.com"

@@ -93,3 +93,28 @@ def test_get_without_user_id_is_400(preferences_client):
 
 def test_push_scope_cannot_read_preferences(push_client):
     assert push_client.get(URL, {"user_id": "alice"}).status_code == 403
+
+
+def test_wildcard_row_reads_back_as_star(preferences_client):
+    rows = [{"notification_type": "*", "channel": "email", "is_enabled": False}]
+    preferences_client.put(URL, document(preferences=rows), format="json")
+    got = preferences_client.get(URL, {"user_id": "alice"}).json()
+    assert got["preferences"][0]["notification_type"] == "*"
+
+
+def test_get_document_puts_back_unchanged(preferences_client):
+    preferences_client.put(URL, document(), format="json")
+    got = preferences_client.get(URL, {"user_id": "alice"}).json()
+    again = preferences_client.put(URL, got, format="json")
+    assert again.status_code == 200
+    assert again.json() == got
+
+
+def test_misspelt_field_is_400_and_keeps_stored(preferences_client):
+    preferences_client.put(URL, document(), format="json")
+    bad = {key: value for key, value in document().items() if key != "quiet_hours"}
+    response = preferences_client.put(URL, {**bad, "quiet_hour": {"start": "01:00", "end": "02:00"}},
+                                      format="json")
+    assert response.status_code == 400
+    assert "quiet_hour" in response.json()["error"]["fields"]
+    assert UserProfile.objects.get(user_id="alice").quiet_hours_start is not None

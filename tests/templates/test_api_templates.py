@@ -95,3 +95,39 @@ def test_malformed_declaration_is_reported():
 def test_syntax_error_raises_on_render():
     with pytest.raises(TemplateSyntaxError):
         render_template("", "{% bad %}", {}, [], {})
+
+
+@pytest.mark.parametrize(
+    "overrides, field, fragment",
+    [
+        ({"content_template": "{% debug %}"}, "content_template", "'debug' is not allowed"),
+        ({"content_template": "{% load static %}"}, "content_template", "'load' is not allowed"),
+        ({"content_template": "Hello {{ name"}, "content_template", "unbalanced"),
+        ({"title_template": "{{ secret }}"}, "title_template", "'secret'"),
+        ({"variables": [1]}, "variables", "invalid variable declaration"),
+    ],
+)
+def test_unsafe_or_broken_template_is_rejected(admin_client, overrides, field, fragment):
+    response = admin_client.post(URL, template_body(**overrides), format="json")
+    assert response.status_code == 400
+    assert fragment in " ".join(response.json()["error"]["fields"][field])
+
+
+def test_allowed_tags_are_accepted(admin_client):
+    source = "{% if name %}Hi {{ name }}{% else %}Hi{% endif %} {% for i in items %}{{ i }}{% endfor %}"
+    body = template_body(content_template=source, variables=["name", "items", "order_id"])
+    assert admin_client.post(URL, body, format="json").status_code == 201
+
+
+def test_undeclared_name_in_condition_is_rejected(admin_client):
+    body = template_body(content_template="{% if vip %}Hi {{ name }}{% endif %} {{ order_id }}")
+    response = admin_client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "'vip'" in response.json()["error"]["fields"]["content_template"][0]
+
+
+def test_loop_sequence_must_be_declared(admin_client):
+    body = template_body(content_template="{% for i in lines %}{{ i }}{% endfor %}{{ name }}{{ order_id }}")
+    response = admin_client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "'lines'" in response.json()["error"]["fields"]["content_template"][0]

@@ -34,6 +34,8 @@ class Command(BaseCommand):
                 "variables": ["name"],
             },
         )
+        # Each run prints a fresh key, so the keys of earlier runs are revoked.
+        ApiKey.objects.filter(name="demo", is_active=True).update(is_active=False)
         _, plain = ApiKey.objects.create_key("demo", list(Scope.values))
         self.stderr.write(
             f"Demo loaded: user {DEMO_USER!r} with email {DEMO_EMAIL}, channel 'console-email', "
