@@ -16,7 +16,7 @@ TIME_FORMAT = "%H:%M"
 TYPE_PATTERN = re.compile(r"^[\w.:-]+$")
 
 
-class UserIdQuerySerializer(StrictSerializer):
+class UserIdQuerySerializer(serializers.Serializer):
     user_id = StrictCharField(min_length=1, max_length=64)
 
 

@@ -2,7 +2,6 @@ import logging
 
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -81,10 +80,9 @@ class PreferencesView(ApiView):
         summary="A user's notification preferences",
     )
     def get(self, request: Request) -> Response:
-        user_id = request.query_params.get("user_id", "").strip()
-        if not user_id or len(user_id) > 64:
-            raise serializers.ValidationError({"user_id": "Give user_id, at most 64 characters."})
-        return Response(preference_document(user_id))
+        query = UserIdQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(preference_document(query.validated_data["user_id"]))
 
     @extend_schema(
         request=PreferenceDocumentSerializer,

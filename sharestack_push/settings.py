@@ -122,6 +122,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel separately from the SQL instead of being quoted into it in
+    # Python, which took most of the CPU of the pipeline's bulk record writes.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -209,6 +213,9 @@ CELERY_BEAT_SCHEDULE = {
 # The delivery pipeline.
 PUSH_CHUNK_SIZE = env_int("PUSH_CHUNK_SIZE", 1000)
 PUSH_SEND_BATCH_SIZE = env_int("PUSH_SEND_BATCH_SIZE", 500)
+# Records claimed at once within a send job: at most this many can be delivered twice
+# when a worker process dies in the middle of a send.
+PUSH_CLAIM_BATCH_SIZE = env_int("PUSH_CLAIM_BATCH_SIZE", 100)
 PUSH_SEND_CONCURRENCY = env_int("PUSH_SEND_CONCURRENCY", 64)
 PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 5)
 PUSH_RETRY_BASE_SECONDS = env_float("PUSH_RETRY_BASE_SECONDS", 30.0)

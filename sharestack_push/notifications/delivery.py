@@ -10,13 +10,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, router, transaction
 from django.db.models import F
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 from sharestack_push.notifications import clock
+from sharestack_push.notifications.bulk import update_fields
 from sharestack_push.notifications.constants import ChannelKind, Reason, RecordStatus
 from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.models import PushRecord
@@ -92,9 +92,21 @@ def claim(record_ids: list[int], now: datetime) -> list[PushRecord]:
 
 
 def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str, int]:
-    """Send the queued records among record_ids; return a count per resulting status."""
-    now = now or clock.now()
-    records = claim(record_ids, now)
+    """Send the queued records among record_ids; return a count per resulting status.
+
+    Records are claimed, sent and stored PUSH_CLAIM_BATCH_SIZE at a time, which bounds
+    how many a worker that dies mid-send leaves claimed (and possibly delivered).
+    """
+    counts: dict[str, int] = defaultdict(int)
+    size = settings.PUSH_CLAIM_BATCH_SIZE
+    for start in range(0, len(record_ids), size):
+        moment = now or clock.now()
+        for status, count in send_claimed(claim(record_ids[start : start + size], moment), moment).items():
+            counts[status] += count
+    return dict(counts)
+
+
+def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     if not records:
         return {}
     channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
@@ -120,20 +132,31 @@ def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str
     dead_contacts: list[int] = []
     for channel_id, pairs in batches.items():
         channel = by_channel[channel_id]
+        configuration_error = ""
         results = call_provider(channel, [message for _, message in pairs])
         result_by_id = {result.record_id: result for result in results}
+        outcomes: dict[Outcome, int] = defaultdict(int)
         for record, message in pairs:
             result = result_by_id.get(record.pk) or SendResult(
                 record.pk, Outcome.RETRYABLE, error_code="no_result",
                 error_message="the adapter returned no result for this message")
             apply_result(record, channel, result, now)
+            outcomes[result.outcome] += 1
+            if result.outcome == Outcome.CONFIGURATION:
+                configuration_error = record.error_message
             if result.outcome == Outcome.INVALID_ADDRESS:
                 if record.device_id:
                     dead_devices.append(record.device_id)
                 if record.contact_id:
                     dead_contacts.append(record.contact_id)
+        logger.info(
+            "%s: channel %s sent %d of %d records (%s)", channel.provider, channel.pk,
+            outcomes[Outcome.SENT], len(pairs),
+            ", ".join(f"{outcome.value} {count}" for outcome, count in outcomes.items()),
+        )
+        record_health(channel, configuration_error, outcomes[Outcome.SENT] > 0)
 
-    store_results(records)
+    update_fields(PushRecord, records, RESULT_FIELDS)
     deactivate(dead_devices, dead_contacts, now)
     counts: dict[str, int] = defaultdict(int)
     for record in records:
@@ -141,29 +164,16 @@ def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str
     return dict(counts)
 
 
-def store_results(records: list[PushRecord]) -> None:
-    """Write RESULT_FIELDS of each record with one single-row UPDATE per record.
-
-    bulk_update() builds one CASE WHEN per field and record, and Django takes seconds
-    to compile that for 500 records. executemany() sends the same values, converted by
-    each field as bulk_update() converts them, and psycopg pipelines the statements.
-    """
-    connection = connections[router.db_for_write(PushRecord)]
-    quote = connection.ops.quote_name
-    fields = [PushRecord._meta.get_field(name) for name in RESULT_FIELDS]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = (
-        f"UPDATE {quote(PushRecord._meta.db_table)} SET {assignments} "
-        f"WHERE {quote(PushRecord._meta.pk.column)} = %s"
-    )
-    rows = []
-    for record in records:
-        values = [getattr(record, field.attname) for field in fields]
-        prepared = [f.get_db_prep_save(v, connection) for f, v in zip(fields, values)]
-        rows.append([*prepared, record.pk])
-    with transaction.atomic(using=connection.alias, savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+def record_health(channel: Channel, configuration_error: str, any_sent: bool) -> None:
+    """Mark a channel unhealthy on a configuration error, healthy again on a send."""
+    if configuration_error:
+        logger.error("%s: channel %s configuration error: %s", channel.provider, channel.pk,
+                     configuration_error)
+        Channel.objects.filter(pk=channel.pk).update(
+            is_healthy=False, last_error=configuration_error[:1000]
+        )
+    elif any_sent and not channel.is_healthy:
+        Channel.objects.filter(pk=channel.pk).update(is_healthy=True, last_error="")
 
 
 def call_provider(channel: Channel, messages: list[OutgoingMessage]) -> list[SendResult]:
@@ -196,7 +206,7 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
         record.status, record.reason, record.error_message = RecordStatus.SENT, "", ""
         record.provider_message_id = result.provider_message_id
         record.sent_at, record.next_attempt_at = now, None
-        logger.info("%s: sent record %s of task %s", channel.provider, record.pk, record.task_id)
+        logger.debug("%s: sent record %s of task %s", channel.provider, record.pk, record.task_id)
         return
 
     detail = f"{result.error_code}: {result.error_message}".strip(": ")
@@ -209,8 +219,6 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
     elif record.attempts >= settings.PUSH_MAX_ATTEMPTS:
         fail(record, Reason.MAX_ATTEMPTS, detail, now)
     else:
-        if result.outcome == Outcome.CONFIGURATION:
-            logger.error("%s: channel %s configuration error: %s", channel.provider, channel.pk, detail)
         record.status = RecordStatus.RETRYING
         record.reason = Reason.CONFIGURATION_ERROR if result.outcome == Outcome.CONFIGURATION else result.error_code
         record.error_message = detail

@@ -20,6 +20,7 @@ from preferences.policy import (
     resolve_settings,
 )
 from sharestack_push.notifications import clock
+from sharestack_push.notifications.bulk import insert_ignoring_conflicts
 from sharestack_push.notifications.constants import (
     DELIVERED_RECORD_STATUSES,
     ChannelKind,
@@ -200,7 +201,9 @@ def create_chunk_records(
     """Write the chunk's records; return (id, channel kind) of those to send now."""
     now = now or clock.now()
     records = build_records(task, user_ids, now)
-    PushRecord.objects.bulk_create(records, batch_size=1000, ignore_conflicts=True)
+    insert_ignoring_conflicts(
+        PushRecord, records, ["task", "user_id", "channel_kind", "address"]
+    )
     return list(
         PushRecord.objects.filter(
             task=task, user_id__in=user_ids, status=RecordStatus.QUEUED

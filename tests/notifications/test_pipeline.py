@@ -319,3 +319,32 @@ def test_status_endpoint_counts_records(fcm, frozen_clock, post_push, push_clien
     assert len(status["records"]["results"]) == 1
     assert status["records"]["next"] is not None
     assert status["task"]["status"] == "completed"
+
+
+def test_configuration_error_marks_channel_unhealthy(fcm, frozen_clock, post_push, beat_tick):
+    add_app_user("ann", "tok-auth")
+    fcm.script("tok-auth", "THIRD_PARTY_AUTH_ERROR")
+    moment = berlin(12)
+    frozen_clock.set(moment)
+    post_push(notification_id="n1", user_id="ann")
+    channel = Channel.objects.get()
+    assert channel.is_healthy is False
+    assert "THIRD_PARTY_AUTH_ERROR" in channel.last_error
+    assert PushRecord.objects.get().reason == "configuration_error"
+
+    frozen_clock.set(moment + timedelta(hours=1))
+    beat_tick()
+    channel.refresh_from_db()
+    assert channel.is_healthy is True
+    assert channel.last_error == ""
+    assert PushRecord.objects.get().status == "sent"
+
+
+def test_send_job_claims_in_small_batches(fcm, frozen_clock, post_push, settings):
+    settings.PUSH_CLAIM_BATCH_SIZE = 2
+    for number in range(5):
+        add_app_user(f"u{number}", f"tok-{number}")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_ids=[f"u{n}" for n in range(5)])
+    assert PushRecord.objects.filter(status="sent").count() == 5
+    assert len(fcm.requests) == 5

@@ -118,3 +118,9 @@ def test_misspelt_field_is_400_and_keeps_stored(preferences_client):
     assert response.status_code == 400
     assert "quiet_hour" in response.json()["error"]["fields"]
     assert UserProfile.objects.get(user_id="alice").quiet_hours_start is not None
+
+
+def test_get_with_nul_in_user_id_is_400(preferences_client):
+    response = preferences_client.get(URL, {"user_id": "a\x00b"})
+    assert response.status_code == 400
+    assert "user_id" in response.json()["error"]["fields"]
