@@ -5,12 +5,11 @@ token) before any provider call, so two workers never send the same record.
 """
 import logging
 import random
-import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connections, router
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import provider_class
@@ -19,7 +18,7 @@ from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import update_fields
 from sharestack_push.notifications.constants import ChannelKind, Reason, RecordStatus
 from sharestack_push.notifications.content import RenderCache
-from sharestack_push.notifications.models import PushRecord
+from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +80,31 @@ def retry_delay(attempts: int, retry_after: float | None) -> float:
 
 
 def claim(record_ids: list[int], now: datetime) -> list[PushRecord]:
-    token = uuid.uuid4()
-    PushRecord.objects.filter(id__in=record_ids, status=RecordStatus.QUEUED).update(
-        status=RecordStatus.SENDING, claim_token=token, attempts=F("attempts") + 1, updated_at=now
+    """Move queued records to sending in one conditional UPDATE and return them.
+
+    The UPDATE returns the rows it changed, so a record another worker claimed first
+    is never returned, and no second query reads the claimed rows back.
+    """
+    if not record_ids:
+        return []
+    connection = connections[router.db_for_write(PushRecord)]
+    quote = connection.ops.quote_name
+    meta = PushRecord._meta
+    columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
+    updated_at = meta.get_field("updated_at").get_db_prep_save(now, connection)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('status')} = %s, "
+        f"{quote('attempts')} = {quote('attempts')} + 1, {quote('updated_at')} = %s "
+        f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(record_ids))}) "
+        f"AND {quote('status')} = %s RETURNING {columns}"
     )
-    # prefetch_related loads each task once and shares it among its records, where
-    # select_related would build a PushTask, JSON fields decoded, for every record.
-    claimed = PushRecord.objects.filter(claim_token=token, status=RecordStatus.SENDING)
-    return list(claimed.prefetch_related("task"))
+    params = [RecordStatus.SENDING.value, updated_at, *record_ids, RecordStatus.QUEUED.value]
+    records = list(PushRecord.objects.raw(sql, params))
+    # One task object per task, shared by its records, instead of one per record.
+    tasks = PushTask.objects.in_bulk({record.task_id for record in records})
+    for record in records:
+        record.task = tasks[record.task_id]
+    return records
 
 
 def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str, int]:

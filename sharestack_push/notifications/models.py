@@ -149,7 +149,6 @@ class PushRecord(models.Model):
     reason = models.CharField(max_length=128, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claim_token = models.UUIDField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     response_data = models.JSONField(default=dict, blank=True)
@@ -175,7 +174,6 @@ class PushRecord(models.Model):
             ),
             models.Index(fields=["user_id", "sent_at"]),
             models.Index(fields=["task", "status"]),
-            models.Index(fields=["claim_token"]),
         ]
 
     def __str__(self) -> str:
