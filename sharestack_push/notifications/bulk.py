@@ -1,7 +1,7 @@
 """Bulk writes of records with executemany(), without the ORM's query compiler.
 
 Django's bulk_update() builds a CASE WHEN per field and row, and bulk_create() prepares
-every value through the query compiler; for the record table both cost more CPU than
+every value through the query compiler. For the record table both cost more CPU than
 the sends themselves (profiled on a 10,000-user broadcast). A multi-row VALUES list is
 no better: psycopg re-parses a statement with thousands of placeholders on every call.
 These helpers send one short statement many times instead, which psycopg pipelines and

@@ -1,6 +1,6 @@
 """Serializer fields that reject JSON of the wrong type instead of coercing it.
 
-DRF turns 0 into False and 5 into "5"; an API that documents types should answer 400.
+DRF turns 0 into False and 5 into "5". An API that documents types returns 400 instead.
 """
 
 from typing import Any
@@ -39,7 +39,7 @@ def storable_text_problem(value: Any) -> str | None:
 
 
 class RejectUnknownFieldsMixin:
-    """Answers 400 for body fields the serializer does not accept.
+    """Rejects body fields the serializer does not accept, with a 400 naming them.
 
     A misspelt field (`shedule_time`) would otherwise be dropped silently, and the
     request would do something other than what the caller meant.
