@@ -9,7 +9,7 @@ VENV_PYTHON := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.requirements.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/1
 test: $(DEV_STAMP)
 	bash scripts/install-system-packages.sh
 	$(VENV_PYTHON) -m pytest --cov --cov-config=.coveragerc --cov-report=term --cov-fail-under=90
+
+# Benchmarks, not tests: see bench/README.md. N sets the broadcast size.
+bench: $(DEV_STAMP)
+	$(VENV_PYTHON) bench/broadcast.py $(or $(N),10000)
+	$(VENV_PYTHON) bench/latency.py --interval-ms 100
 
 # Removes caches and coverage output; keeps .venv and var/ (database, secret key).
 clean:
