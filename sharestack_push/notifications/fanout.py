@@ -105,7 +105,11 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
 def load_counters(
     task: PushTask, user_ids: list[str], profiles: dict, rows: dict, now: datetime
 ) -> dict[str, dict]:
-    """Count today's notifications for the users that have a daily limit at all."""
+    """Count today's notifications for the users that have a daily limit at all.
+
+    NOTE: the count covers records already sending or sent, so two tasks fanned out
+    for the same user at the same moment can both pass a limit of one.
+    """
     limited = [
         user_id
         for user_id in user_ids
