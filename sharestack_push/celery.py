@@ -16,10 +16,13 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
-def close_stale_connections(**kwargs) -> None:
+def close_stale_connections(task=None, **kwargs) -> None:
     """Drop a database connection that is broken or older than CONN_MAX_AGE.
 
     Celery reuses a worker's connection for CELERY_DB_REUSE_MAX tasks without checking
-    it, so a restarted database would otherwise fail the tasks in between.
+    it, so a restarted database would otherwise fail the tasks in between. A task run
+    eagerly shares its caller's connection and transaction, which must stay open.
     """
+    if task is not None and task.request.is_eager:
+        return
     close_old_connections()
