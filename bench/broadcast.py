@@ -246,6 +246,7 @@ def print_result(
     print(
         f"pipeline settings      PUSH_CHUNK_SIZE={settings.PUSH_CHUNK_SIZE} "
         f"PUSH_SEND_BATCH_SIZE={settings.PUSH_SEND_BATCH_SIZE} "
+        f"PUSH_CLAIM_BATCH_SIZE={settings.PUSH_CLAIM_BATCH_SIZE} "
         f"LOG_LEVEL={settings.LOGGING['root']['level']}"
     )
 
