@@ -10,7 +10,7 @@ from channels_app.views import (
 )
 from preferences.views import PreferencesView
 from sharestack_push.health import healthz
-from sharestack_push.notifications.views import PushStatusView, PushView
+from sharestack_push.notifications.views import PushCancelView, PushStatusView, PushView
 from templates.views import TemplateListView
 
 handler400 = "sharestack_push.notifications.errors.bad_request"
@@ -20,6 +20,11 @@ api = "api/v1/"
 urlpatterns = [
     path(f"{api}notifications/push", PushView.as_view(), name="push"),
     path(f"{api}notifications/push/<uuid:task_id>", PushStatusView.as_view(), name="push-status"),
+    path(
+        f"{api}notifications/push/<uuid:task_id>/cancel",
+        PushCancelView.as_view(),
+        name="push-cancel",
+    ),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),

@@ -27,6 +27,7 @@ ERROR_RESPONSES = {
     "404": "Not found.",
     "405": "Method not allowed.",
     "406": "The Accept header asks for a type the API cannot produce.",
+    "409": "The request conflicts with the resource's state, such as cancelling a finished task.",
     "415": "Unsupported request body type.",
 }
 

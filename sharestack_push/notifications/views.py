@@ -3,7 +3,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +11,12 @@ from rest_framework.response import Response
 from analytics.counts import task_counts
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
-from sharestack_push.notifications.constants import Scope, TaskStatus
+from sharestack_push.notifications.constants import (
+    Reason,
+    RecordStatus,
+    Scope,
+    TaskStatus,
+)
 from sharestack_push.notifications.models import PushTask
 from sharestack_push.notifications.serializers import (
     PushAcceptedSerializer,
@@ -22,6 +27,13 @@ from sharestack_push.notifications.serializers import (
 from sharestack_push.notifications.tasks import enqueue_dispatch
 
 logger = logging.getLogger(__name__)
+
+FINISHED_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 def accepted_body(task: PushTask) -> dict:
@@ -87,6 +99,14 @@ class PushView(ApiView):
         return Response(accepted_body(task), status=status.HTTP_202_ACCEPTED)
 
 
+def visible_tasks(request: Request):
+    """Tasks the request's key may see: its own, or all of them with the admin scope."""
+    tasks = PushTask.objects.all()
+    if not request.auth.has_scope(Scope.ADMIN):
+        tasks = tasks.filter(api_key=request.auth)
+    return tasks
+
+
 class RecordPagination(PageNumberPagination):
     page_size = 100
     page_size_query_param = "page_size"
@@ -125,10 +145,7 @@ class PushStatusView(ApiView):
         ),
     )
     def get(self, request: Request, task_id) -> Response:
-        tasks = PushTask.objects.all()
-        if not request.auth.has_scope(Scope.ADMIN):
-            tasks = tasks.filter(api_key=request.auth)
-        task = get_object_or_404(tasks, pk=task_id)
+        task = get_object_or_404(visible_tasks(request), pk=task_id)
         counts, total = task_counts(task.pk)
         paginator = RecordPagination()
         page = paginator.paginate_queryset(
@@ -147,3 +164,32 @@ class PushStatusView(ApiView):
                 },
             }
         )
+
+
+class PushCancelView(ApiView):
+    required_scope = Scope.PUSH
+
+    @extend_schema(
+        request=None,
+        responses={200: PushAcceptedSerializer},
+        summary="Cancel a task",
+        description="Stops every record of the task that has not been handed to a "
+        "provider yet; those become suppressed with reason task_cancelled. Cancelling "
+        "a finished task returns 409.",
+    )
+    def post(self, request: Request, task_id) -> Response:
+        with transaction.atomic():
+            task = get_object_or_404(visible_tasks(request).select_for_update(), pk=task_id)
+            if task.status in FINISHED_TASK_STATUSES:
+                raise Conflict(f"Task is already {task.status}.")
+            now = clock.now()
+            task.status, task.completed_at = TaskStatus.CANCELLED, now
+            task.save(update_fields=["status", "completed_at", "updated_at"])
+            stopped = task.records.filter(
+                status__in=[RecordStatus.QUEUED, RecordStatus.DEFERRED, RecordStatus.RETRYING]
+            ).update(
+                status=RecordStatus.SUPPRESSED, reason=Reason.TASK_CANCELLED,
+                next_attempt_at=None, updated_at=now,
+            )
+        logger.info("push: cancelled task %s, %s records stopped", task.pk, stopped)
+        return Response(accepted_body(task))

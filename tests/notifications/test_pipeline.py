@@ -348,3 +348,49 @@ def test_send_job_claims_in_small_batches(fcm, frozen_clock, post_push, settings
     post_push(notification_id="n1", user_ids=[f"u{n}" for n in range(5)])
     assert PushRecord.objects.filter(status="sent").count() == 5
     assert len(fcm.requests) == 5
+
+
+def test_cancelled_scheduled_task_never_sends(fcm, frozen_clock, post_push, beat_tick, push_client):
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(berlin(12))
+    task_id = post_push(notification_id="later", user_id="ann",
+                        schedule_time=berlin(13).isoformat()).json()["id"]
+    response = push_client.post(f"{PUSH_URL}/{task_id}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    frozen_clock.set(berlin(14))
+    beat_tick()
+    assert PushRecord.objects.count() == 0
+    assert fcm.requests == []
+
+
+def test_cancel_stops_deferred_records(fcm, frozen_clock, post_push, beat_tick, push_client):
+    add_app_user("ute", "tok-ute", **NIGHT)
+    frozen_clock.set(berlin(23, 30))
+    task_id = post_push(notification_id="n1", user_id="ute").json()["id"]
+    push_client.post(f"{PUSH_URL}/{task_id}/cancel")
+    record = PushRecord.objects.get()
+    assert record.status == "suppressed"
+    assert record.reason == "task_cancelled"
+    frozen_clock.set(berlin(7, 0, day=11))
+    beat_tick()
+    assert fcm.requests == []
+
+
+def test_cancel_finished_task_is_409(fcm, frozen_clock, post_push, push_client):
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(berlin(12))
+    task_id = post_push(notification_id="n1", user_id="ann").json()["id"]
+    response = push_client.post(f"{PUSH_URL}/{task_id}/cancel")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert PushTask.objects.get().status == "completed"
+
+
+def test_cancel_other_keys_task_is_404(fcm, frozen_clock, post_push, make_client):
+    frozen_clock.set(berlin(12))
+    task_id = post_push(notification_id="later", user_id="ann",
+                        schedule_time=berlin(13).isoformat()).json()["id"]
+    response = make_client("push").post(f"{PUSH_URL}/{task_id}/cancel")
+    assert response.status_code == 404
+    assert PushTask.objects.get().status == "scheduled"
