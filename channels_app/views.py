@@ -111,3 +111,31 @@ class DeviceView(ApiView):
             ensure_profile(device.user_id)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(DeviceSerializer(device).data, status=code)
+
+
+def deactivate_address(model, address_id: int) -> Response:
+    """Turn an address off for good: it stays in records' history but gets no sends."""
+    address = get_object_or_404(model, pk=address_id)
+    if address.is_active:
+        address.is_active = False
+        address.deactivated_at = timezone.now()
+        address.deactivation_reason = "unregistered"
+        address.save(update_fields=["is_active", "deactivated_at", "deactivation_reason"])
+        logger.info("addresses: %s %s unregistered", model.__name__.lower(), address.pk)
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ContactDetailView(ApiView):
+    required_scope = Scope.PUSH
+
+    @extend_schema(responses={204: None}, summary="Unregister a contact")
+    def delete(self, request: Request, contact_id: int) -> Response:
+        return deactivate_address(Contact, contact_id)
+
+
+class DeviceDetailView(ApiView):
+    required_scope = Scope.PUSH
+
+    @extend_schema(responses={204: None}, summary="Unregister a push token")
+    def delete(self, request: Request, device_id: int) -> Response:
+        return deactivate_address(Device, device_id)

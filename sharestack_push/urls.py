@@ -5,7 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from channels_app.views import (
     ChannelDetailView,
     ChannelListView,
+    ContactDetailView,
     ContactView,
+    DeviceDetailView,
     DeviceView,
 )
 from preferences.views import PreferencesView
@@ -30,6 +32,8 @@ urlpatterns = [
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),
     path(f"{api}contacts", ContactView.as_view(), name="contacts"),
     path(f"{api}devices", DeviceView.as_view(), name="devices"),
+    path(f"{api}contacts/<int:contact_id>", ContactDetailView.as_view(), name="contact"),
+    path(f"{api}devices/<int:device_id>", DeviceDetailView.as_view(), name="device"),
     path(f"{api}templates", TemplateListView.as_view(), name="templates"),
     path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),

@@ -191,3 +191,22 @@ def test_device_read_only_field_is_400(push_client):
     response = push_client.post("/api/v1/devices", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["is_active"] == ["This field is read-only."]
+
+
+def test_unregistered_device_gets_no_more_sends(push_client):
+    body = {"user_id": "alice", "platform": "android", "provider": "fcm", "token": "tok-1"}
+    device_id = push_client.post("/api/v1/devices", body, format="json").json()["id"]
+    response = push_client.delete(f"/api/v1/devices/{device_id}")
+    assert response.status_code == 204
+    device = Device.objects.get()
+    assert device.is_active is False
+    assert device.deactivation_reason == "unregistered"
+    assert push_client.delete(f"/api/v1/devices/{device_id}").status_code == 204
+
+
+def test_unregister_contact_and_unknown_id(push_client):
+    body = {"user_id": "alice", "kind": "email", "address": "a@example.com"}
+    contact_id = push_client.post("/api/v1/contacts", body, format="json").json()["id"]
+    assert push_client.delete(f"/api/v1/contacts/{contact_id}").status_code == 204
+    assert Contact.objects.get().is_active is False
+    assert push_client.delete("/api/v1/contacts/999999").status_code == 404
