@@ -189,8 +189,8 @@ CELERY_TASK_ROUTES = {
     "notifications.release_due_work": {"queue": "maintenance"},
     "notifications.finish_tasks": {"queue": "maintenance"},
 }
-# Celery's Django fixup closes the database connection around every task unless told
-# to reuse it; a new PostgreSQL connection per task cost about 10 ms of server CPU.
+# Celery's Django fixup closes the database connection around every task unless this
+# allows reuse. A new PostgreSQL connection per task cost about 10 ms of server CPU.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,10 +1,10 @@
 """Firebase Cloud Messaging over the HTTP v1 API.
 
 pyfcm builds the request body, and google-auth fetches the OAuth token from the
-service account's `token_uri`. The requests themselves go out
-concurrently over one aiohttp connection pool, because the v1 API takes one message
-per request and pyfcm's own send path sleeps and recurses without bound on
-Retry-After and on expired tokens; retries belong to our pipeline.
+service account's `token_uri`. The requests go out concurrently over one aiohttp
+connection pool, because the v1 API takes one message per request. pyfcm's own send
+path is not used: it sleeps and recurses without bound on Retry-After and on expired
+tokens, and retries belong to our pipeline.
 """
 import asyncio
 import functools
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
 SCOPES = ["https://www.googleapis.com/auth/firebase.messaging"]
-# FCM asks for at least one minute before retrying QUOTA_EXCEEDED without Retry-After.
+# FCM documents a minimum of one minute before retrying QUOTA_EXCEEDED without Retry-After.
 QUOTA_RETRY_SECONDS = 60.0
 
 # errorCode from the FcmError detail of an error body, mapped to our outcome.
@@ -246,7 +246,7 @@ class FcmProvider(Provider):
                 name = json.loads(body)["name"]
             except (ValueError, KeyError, TypeError):
                 return SendResult(message.record_id, Outcome.RETRYABLE, error_code="empty_response",
-                                  error_message="FCM answered 200 without a message name")
+                                  error_message="FCM returned 200 without a message name")
             return SendResult(message.record_id, Outcome.SENT, provider_message_id=name)
         outcome, code, text = classify(status, body)
         if status == 401 and code != "THIRD_PARTY_AUTH_ERROR":

@@ -61,7 +61,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Answer unknown /api/ URLs in the API's error shape, and others with Django's page."""
+    """Return a JSON 404 for unknown /api/ URLs, and Django's page for others."""
     if request.path.startswith("/api/"):
         body = {"error": {"code": "not_found", "message": "Not found.", "fields": {}}}
         return JsonResponse(body, status=404)
@@ -69,7 +69,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Answer requests Django rejects before any view (such as an oversized body)."""
+    """Return a JSON 400 for /api/ requests Django rejects before any view, such as an oversized body."""
     if request.path.startswith("/api/"):
         body = {
             "error": {
@@ -83,7 +83,7 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 class JsonParser(JSONParser):
-    """DRF's JSON parser, answering 400 for JSON nested too deeply to parse."""
+    """DRF's JSON parser, raising a 400 for JSON nested too deeply to parse."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
