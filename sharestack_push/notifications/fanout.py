@@ -8,11 +8,14 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
+
 from channels_app.models import CONTACT_KIND_FOR_CHANNEL, Channel, Contact, Device
 from preferences.models import UserProfile, UserPushPreference
 from preferences.policy import (
     Action,
     Counters,
+    Decision,
     PreferenceRow,
     ProfileSettings,
     decide,
@@ -57,9 +60,10 @@ def load_profiles(user_ids: list[str]) -> dict[str, tuple[ProfileSettings, str]]
 
 
 def default_profile() -> tuple[ProfileSettings, str]:
-    from django.conf import settings
-
-    return ProfileSettings(timezone=settings.PUSH_DEFAULT_TIMEZONE), settings.PUSH_DEFAULT_LOCALE
+    return (
+        ProfileSettings(timezone=django_settings.PUSH_DEFAULT_TIMEZONE),
+        django_settings.PUSH_DEFAULT_LOCALE,
+    )
 
 
 def load_preference_rows(user_ids: list[str]) -> dict[str, list[PreferenceRow]]:
@@ -138,29 +142,49 @@ def load_counters(
     return counts
 
 
+class PolicyInputs:
+    """Profiles, preference rows and today's counts of a group of one task's users."""
+
+    def __init__(self, task: PushTask, user_ids: list[str], now: datetime) -> None:
+        self.task = task
+        self.now = now
+        self.profiles = load_profiles(user_ids)
+        self.rows = load_preference_rows(user_ids)
+        self.counts = load_counters(task, user_ids, self.profiles, self.rows, now)
+        self.fallback = default_profile()
+
+    def locale(self, user_id: str) -> str:
+        return self.profiles.get(user_id, self.fallback)[1]
+
+    def decide(self, user_id: str, kind: str) -> Decision:
+        """Ask the policy engine about one message of the task to one user on a kind."""
+        task = self.task
+        profile = self.profiles.get(user_id, self.fallback)[0]
+        settings = resolve_settings(
+            profile, self.rows.get(user_id, []), task.notification_type, kind
+        )
+        counters = Counters()
+        user_counts = self.counts.get(user_id)
+        if user_counts is not None:
+            counters = Counters(
+                notifications_today=len(user_counts["tasks"]),
+                channel_messages_today=user_counts["channels"][(kind, task.notification_type)],
+            )
+        return decide(settings, counters, task.priority, profile.timezone, self.now)
+
+
 def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[PushRecord]:
     kinds = [kind for kind in task.channels if kind in ChannelKind.values]
-    profiles = load_profiles(user_ids)
-    rows = load_preference_rows(user_ids)
+    policy = PolicyInputs(task, user_ids, now)
     addresses = load_addresses(user_ids, kinds)
     channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
-    counts = load_counters(task, user_ids, profiles, rows, now)
     renders = RenderCache()
-    fallback = default_profile()
 
     records = []
     for user_id in user_ids:
-        profile, locale = profiles.get(user_id, fallback)
-        user_counts = counts.get(user_id)
+        locale = policy.locale(user_id)
         for kind in kinds:
-            settings = resolve_settings(profile, rows.get(user_id, []), task.notification_type, kind)
-            counters = Counters()
-            if user_counts is not None:
-                counters = Counters(
-                    notifications_today=len(user_counts["tasks"]),
-                    channel_messages_today=user_counts["channels"][(kind, task.notification_type)],
-                )
-            decision = decide(settings, counters, task.priority, profile.timezone, now)
+            decision = policy.decide(user_id, kind)
             targets = addresses.get((user_id, kind)) or [{"address": "", "provider": ""}]
             for target in targets:
                 record = PushRecord(

@@ -10,7 +10,6 @@ from sharestack_push.notifications.constants import (
     ChannelKind,
     Priority,
     RecordStatus,
-    Scope,
     TaskStatus,
 )
 
@@ -57,10 +56,6 @@ class ApiKey(models.Model):
 
     # DRF treats request.auth as the credential; these let it pass as a principal.
     is_authenticated = True
-
-    @staticmethod
-    def valid_scopes() -> set[str]:
-        return set(Scope.values)
 
 
 class PushTask(models.Model):

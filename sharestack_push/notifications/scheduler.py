@@ -10,19 +10,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from preferences.policy import Action, Counters, decide, resolve_settings
+from preferences.policy import Action
 from sharestack_push.notifications.constants import RecordStatus, TaskStatus
 from sharestack_push.notifications.dispatch import (
     SendSink,
     enqueue_by_kind,
     finish_task_if_done,
 )
-from sharestack_push.notifications.fanout import (
-    default_profile,
-    load_counters,
-    load_preference_rows,
-    load_profiles,
-)
+from sharestack_push.notifications.fanout import PolicyInputs
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -57,24 +52,10 @@ def recheck_deferred(records: list[PushRecord], now: datetime) -> None:
     for record in records:
         by_task.setdefault(record.task_id, []).append(record)
     for task_records in by_task.values():
-        task = task_records[0].task
         user_ids = list({record.user_id for record in task_records})
-        profiles = load_profiles(user_ids)
-        rows = load_preference_rows(user_ids)
-        counts = load_counters(task, user_ids, profiles, rows, now)
+        policy = PolicyInputs(task_records[0].task, user_ids, now)
         for record in task_records:
-            profile, _ = profiles.get(record.user_id, default_profile())
-            settings_for_channel = resolve_settings(
-                profile, rows.get(record.user_id, []), task.notification_type, record.channel_kind
-            )
-            user_counts = counts.get(record.user_id)
-            counters = Counters()
-            if user_counts is not None:
-                counters = Counters(
-                    len(user_counts["tasks"]),
-                    user_counts["channels"][(record.channel_kind, task.notification_type)],
-                )
-            decision = decide(settings_for_channel, counters, task.priority, profile.timezone, now)
+            decision = policy.decide(record.user_id, record.channel_kind)
             if decision.action == Action.SUPPRESS:
                 record.status, record.reason = RecordStatus.SUPPRESSED, decision.reason
                 record.next_attempt_at = None
