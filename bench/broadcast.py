@@ -35,9 +35,8 @@ from bench.common import (
     prepare_database,
     print_idle_load,
     print_processes,
-    raise_on_sigterm,
+    run_benchmark,
     seed_users,
-    setup_django,
     start_fake_fcm,
     start_web,
     start_workers,
@@ -253,14 +252,7 @@ def print_result(
 
 def main() -> int:
     arguments = parse_arguments()
-    raise_on_sigterm()
-    setup_django()
-    try:
-        run(arguments)
-    except BenchError as error:
-        print(f"broadcast benchmark failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark("broadcast", lambda: run(arguments))
 
 
 if __name__ == "__main__":

@@ -231,6 +231,18 @@ def kill_session(session_id: int) -> None:
         pass
 
 
+def run_benchmark(name: str, run: Callable[[], None]) -> int:
+    """Run a benchmark's body with SIGTERM handled and Django set up; return the exit code."""
+    raise_on_sigterm()
+    setup_django()
+    try:
+        run()
+    except BenchError as error:
+        print(f"{name} benchmark failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def raise_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so that ``finally`` blocks stop the processes."""
 
@@ -242,7 +254,7 @@ def raise_on_sigterm() -> None:
 
 def wait_until(
     condition: Callable[[], bool],
-    what: str,
+    description: str,
     processes: Processes,
     timeout: float = STARTUP_TIMEOUT_SECONDS,
     step: float = 0.1,
@@ -251,7 +263,7 @@ def wait_until(
     while not condition():
         processes.check_running()
         if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {description}")
         time.sleep(step)
 
 

@@ -33,9 +33,8 @@ from bench.common import (
     post_push,
     prepare_database,
     print_idle_load,
-    raise_on_sigterm,
+    run_benchmark,
     seed_users,
-    setup_django,
     start_web,
     start_workers,
     warm_up,
@@ -198,14 +197,7 @@ def run(arguments: argparse.Namespace) -> None:
 
 def main() -> int:
     arguments = parse_arguments()
-    raise_on_sigterm()
-    setup_django()
-    try:
-        run(arguments)
-    except BenchError as error:
-        print(f"latency benchmark failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark("latency", lambda: run(arguments))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The API against its own OpenAPI schema: generated requests, checked responses.
 
 Schemathesis builds requests from the schema served at /api/v1/schema/ and checks that
-no response is a server error and that every response matches what the schema says.
+no response is a server error and that every response matches the schema.
 """
 import pytest
 import schemathesis

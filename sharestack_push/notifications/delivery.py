@@ -217,7 +217,9 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
     record.channel = channel
     record.provider = channel.provider
     record.updated_at = now
-    record.response_data = {**result.response_data, "error_code": result.error_code} if result.error_code else result.response_data
+    record.response_data = dict(result.response_data)
+    if result.error_code:
+        record.response_data["error_code"] = result.error_code
     if result.outcome == Outcome.SENT:
         record.status, record.reason, record.error_message = RecordStatus.SENT, "", ""
         record.provider_message_id = result.provider_message_id

@@ -35,7 +35,7 @@ def test_same_notification_id_returns_existing_task(push_client):
     assert PushTask.objects.count() == 1
 
 
-def test_same_notification_id_from_other_key_is_new_task(make_client):
+def test_other_key_same_id_is_new_task(make_client):
     make_client("push").post(PUSH_URL, body(), format="json")
     response = make_client("push").post(PUSH_URL, body(), format="json")
     assert response.status_code == 202
