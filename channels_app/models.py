@@ -82,7 +82,8 @@ class Contact(models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email", "Email"
         PHONE = "phone", "Phone"
-        WECHAT_OPENID = "wechat_openid", "WeChat openid"
+        WECHAT_OPENID = "wechat_openid", "WeChat official account openid"
+        MINIAPP_OPENID = "miniapp_openid", "WeChat mini program openid"
         WECOM_USERID = "wecom_userid", "WeCom user id"
 
     user_id = models.CharField(max_length=64, db_index=True)

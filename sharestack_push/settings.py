@@ -225,6 +225,9 @@ PUSH_RETRY_BASE_SECONDS = env_float("PUSH_RETRY_BASE_SECONDS", 30.0)
 PUSH_RETRY_MAX_SECONDS = env_float("PUSH_RETRY_MAX_SECONDS", 3600.0)
 PUSH_RELEASE_BATCH_SIZE = env_int("PUSH_RELEASE_BATCH_SIZE", 2000)
 PUSH_PROVIDER_TIMEOUT_SECONDS = env_float("PUSH_PROVIDER_TIMEOUT_SECONDS", 10.0)
+# The address providers reach this service at, behind any reverse proxy. Callback URLs
+# given to providers, and checked in their signatures, start with it.
+PUSH_PUBLIC_BASE_URL = env_str("PUSH_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 PUSH_DEFAULT_TIMEZONE = env_str("PUSH_DEFAULT_TIMEZONE", "Asia/Shanghai")
 PUSH_DEFAULT_LOCALE = env_str("PUSH_DEFAULT_LOCALE", "zh-hans")
 # Fernet key for channel credentials at rest; derived from SECRET_KEY when unset.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from channels_app.callbacks import provider_callback
 from channels_app.views import (
     ChannelDetailView,
     ChannelListView,
@@ -34,6 +35,7 @@ urlpatterns = [
     path(f"{api}devices", DeviceView.as_view(), name="devices"),
     path(f"{api}contacts/<int:contact_id>", ContactDetailView.as_view(), name="contact"),
     path(f"{api}devices/<int:device_id>", DeviceDetailView.as_view(), name="device"),
+    path(f"{api}callbacks/<int:channel_id>", provider_callback, name="provider-callback"),
     path(f"{api}templates", TemplateListView.as_view(), name="templates"),
     path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),

@@ -5,8 +5,11 @@ provider, and return one classified result per message. The delivery service own
 every side effect (record status, retries, deactivating addresses).
 """
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar
+
+from django.http import HttpRequest, HttpResponse
 
 
 class Outcome(str, Enum):
@@ -23,11 +26,31 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One rendered message to one address.
+
+    `options` holds the request's settings for this channel kind, such as an app
+    push's icon, sound, badge, click action and buttons, an SMS template code, or a
+    WeChat template id; each adapter documents the keys it reads. `variables` are the
+    task's template variables, which SMS and WeChat templates take as parameters.
+    """
+
     record_id: int
     address: str
     title: str
     body: str
     data: dict[str, Any] = field(default_factory=dict)
+    notification_type: str = ""
+    # True for marketing: email adds List-Unsubscribe, SMS an opt-out line.
+    marketing: bool = False
+    priority: str = "normal"
+    locale: str = ""
+    # The device's platform (android, ios, web) for app push, else empty.
+    platform: str = ""
+    # Email only: the HTML part and extra headers such as List-Unsubscribe.
+    html: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -39,6 +62,42 @@ class SendResult:
     error_message: str = ""
     retry_after: float | None = None
     response_data: dict[str, Any] = field(default_factory=dict)
+    # SMS only: the billed parts, when the provider reports them.
+    segments: int | None = None
+
+
+class ReceiptEvent(str, Enum):
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    # The provider accepted the message but could not deliver it.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a provider's callback reports about one message it accepted earlier."""
+
+    provider_message_id: str
+    event: ReceiptEvent
+    # Set when one provider message id covers several addresses (a batch send).
+    address: str = ""
+    occurred_at: datetime | None = None
+    error_code: str = ""
+    error_message: str = ""
+    # The failure means the address is dead: deactivate the device or contact.
+    invalid_address: bool = False
+
+
+@dataclass
+class CallbackResult:
+    receipts: list[Receipt] = field(default_factory=list)
+    # The exact answer the provider expects; None gives an empty 200.
+    response: HttpResponse | None = None
+
+
+class CallbackRejected(Exception):
+    """A callback failed its signature or secret check; it is answered with 403."""
 
 
 class ConfigurationError(Exception):
@@ -60,13 +119,31 @@ class Provider:
     # a secret put into config, where responses would show it.
     optional_config: ClassVar[tuple[str, ...]] = ()
     optional_credentials: ClassVar[tuple[str, ...]] = ()
+    # The addresses this adapter can send to: a device provider key such as "fcm", or
+    # a contact kind such as "email", "phone", "wechat_openid". An empty tuple means an
+    # adapter that needs no address (a group robot) or takes any (the console).
+    address_kinds: ClassVar[tuple[str, ...]] = ()
+    # True when the adapter sends to the channel itself, so a push request may name
+    # the channel in "channels" without any user.
+    addresses_channel: ClassVar[bool] = False
 
     def __init__(
-        self, config: dict[str, Any], credentials: dict[str, Any], timeout: float
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        *,
+        channel_key: str = "",
+        callback_url: str = "",
     ) -> None:
         self.config = config
         self.credentials = credentials
         self.timeout = timeout
+        # Names this channel in shared caches (access tokens); stable across processes.
+        self.channel_key = channel_key
+        # The public URL of this channel's callback endpoint, for providers that are
+        # told where to report status with each message (Twilio's StatusCallback).
+        self.callback_url = callback_url
 
     @classmethod
     def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
@@ -96,6 +173,14 @@ class Provider:
         """Send a batch and return one result per message, in any order.
 
         Raises nothing for provider errors: each one becomes a classified result.
+        """
+        raise NotImplementedError
+
+    def handle_callback(self, request: HttpRequest) -> CallbackResult:
+        """Check and parse one callback request from the provider.
+
+        Raises CallbackRejected when a signature or secret does not match. Adapters
+        whose provider sends no callbacks keep this default, which answers 404.
         """
         raise NotImplementedError
 

@@ -116,6 +116,7 @@ TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError)
 class FcmProvider(Provider):
     key = "fcm"
     kinds = ("app",)
+    address_kinds = ("fcm",)
     required_config = ("project_id",)
     required_credentials = ("service_account",)
     optional_config = ("base_url", "token_uri", "concurrency")
@@ -138,8 +139,9 @@ class FcmProvider(Provider):
                     )
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float) -> None:
-        super().__init__(config, credentials, timeout)
+    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
+                 **context: str) -> None:
+        super().__init__(config, credentials, timeout, **context)
         account = dict(credentials["service_account"])
         if config.get("token_uri"):
             account["token_uri"] = config["token_uri"]

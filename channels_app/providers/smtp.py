@@ -39,6 +39,7 @@ def classify_smtp_code(code: int) -> Outcome:
 class SmtpProvider(Provider):
     key = "smtp"
     kinds = ("email",)
+    address_kinds = ("email",)
     required_config = ("host", "port", "from_email")
     optional_config = ("use_tls", "use_ssl")
     optional_credentials = ("username", "password")

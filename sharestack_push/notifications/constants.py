@@ -71,6 +71,9 @@ class Reason:
     PERMANENT_ERROR = "permanent_error"
     CONFIGURATION_ERROR = "configuration_error"
     MAX_ATTEMPTS = "max_attempts"
+    # The provider accepted the message and later reported it undeliverable.
+    UNDELIVERED = "undelivered"
+    RATE_LIMITED = "rate_limited"
     TASK_CANCELLED = "task_cancelled"
 
 

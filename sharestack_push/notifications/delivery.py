@@ -3,6 +3,8 @@
 A record is claimed with a conditional update (queued to sending, under a fresh claim
 token) before any provider call, so two workers never send the same record.
 """
+import hashlib
+import json
 import logging
 import random
 from collections import defaultdict
@@ -10,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, router
+from django.urls import reverse
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import provider_class
@@ -41,10 +44,24 @@ def provider_for(channel: Channel) -> Provider:
     if adapter_class is None:
         raise LookupError(f"no adapter for provider {channel.provider!r}")
     adapter = adapter_class(
-        channel.config, channel.credentials, settings.PUSH_PROVIDER_TIMEOUT_SECONDS
+        channel.config, channel.credentials, settings.PUSH_PROVIDER_TIMEOUT_SECONDS,
+        channel_key=channel_key(channel), callback_url=callback_url(channel),
     )
     _providers[channel.pk] = (channel.updated_at, adapter)
     return adapter
+
+
+def channel_key(channel: Channel) -> str:
+    """Name a channel's shared tokens; new credentials or config give a new name."""
+    digest = hashlib.sha256(
+        channel.encrypted_credentials.encode()
+        + json.dumps(channel.config, sort_keys=True).encode()
+    ).hexdigest()
+    return f"channel-{channel.pk}-{digest[:16]}"
+
+
+def callback_url(channel: Channel) -> str:
+    return f"{settings.PUSH_PUBLIC_BASE_URL}{reverse('provider-callback', args=[channel.pk])}"
 
 
 def close_providers() -> None:

@@ -130,6 +130,10 @@ class PushRecord(models.Model):
         related_name="records",
     )
     provider = models.CharField(max_length=32, blank=True, default="")
+    # What the address is: a device's provider key ("fcm", "apns") or a contact kind
+    # ("email", "phone", "wechat_openid"); only channels whose adapter takes this kind
+    # may send the record. Empty for a record addressed to a channel itself.
+    address_kind = models.CharField(max_length=32, blank=True, default="")
     address = models.CharField(max_length=512, blank=True, default="")
     locale = models.CharField(max_length=16, blank=True, default="")
     device = models.ForeignKey(
@@ -147,6 +151,8 @@ class PushRecord(models.Model):
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     response_data = models.JSONField(default=dict, blank=True)
+    # SMS only: billed parts of the text as sent.
+    segments = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -169,6 +175,12 @@ class PushRecord(models.Model):
             ),
             models.Index(fields=["user_id", "sent_at"]),
             models.Index(fields=["task", "status"]),
+            # Provider callbacks find their record by the id the provider gave.
+            models.Index(
+                fields=["channel", "provider_message_id"],
+                name="record_provider_message",
+                condition=~Q(provider_message_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,43 @@
+"""One endpoint per channel for the provider's status reports and events.
+
+Providers are configured to call `/api/v1/callbacks/<channel id>`. The channel's
+adapter checks the signature or secret and parses the report; the records it names
+move forward. A bad signature gets 403 and changes nothing; a report about a message
+we do not know gets 200, so the provider does not retry it, and is logged.
+"""
+import logging
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+
+from channels_app.models import Channel
+from channels_app.providers.base import CallbackRejected
+from sharestack_push.notifications.delivery import provider_for
+from sharestack_push.notifications.receipts import apply_receipts
+
+logger = logging.getLogger(__name__)
+
+
+def error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"status": status, "message": message}}, status=status)
+
+
+@csrf_exempt
+def provider_callback(request: HttpRequest, channel_id: int) -> HttpResponse:
+    channel = get_object_or_404(Channel, pk=channel_id)
+    try:
+        adapter = provider_for(channel)
+        result = adapter.handle_callback(request)
+    except NotImplementedError:
+        return error(404, f"Provider {channel.provider!r} sends no callbacks.")
+    except CallbackRejected as rejected:
+        logger.warning("%s: rejected a callback for channel %s from %s: %s", channel.provider,
+                       channel.pk, request.META.get("REMOTE_ADDR", ""), rejected)
+        return error(403, "The callback's signature or secret does not match.")
+    except LookupError:
+        return error(404, f"No adapter for provider {channel.provider!r}.")
+    changed = apply_receipts(channel, result.receipts)
+    logger.info("%s: callback for channel %s carried %d receipts, %d records changed",
+                channel.provider, channel.pk, len(result.receipts), changed)
+    return result.response if result.response is not None else HttpResponse(status=200)
