@@ -106,9 +106,13 @@ class Contact(models.Model):
         return f"{self.kind} of {self.user_id}"
 
 
-# The contact kind that each channel kind sends to. App push uses devices instead.
-CONTACT_KIND_FOR_CHANNEL = {
-    ChannelKind.EMAIL: Contact.Kind.EMAIL,
-    ChannelKind.SMS: Contact.Kind.PHONE,
-    ChannelKind.WECHAT: Contact.Kind.WECHAT_OPENID,
+# The contact kinds that each channel kind sends to. App push uses devices instead.
+CONTACT_KINDS_FOR_CHANNEL = {
+    ChannelKind.EMAIL: (Contact.Kind.EMAIL,),
+    ChannelKind.SMS: (Contact.Kind.PHONE,),
+    ChannelKind.WECHAT: (
+        Contact.Kind.WECHAT_OPENID,
+        Contact.Kind.MINIAPP_OPENID,
+        Contact.Kind.WECOM_USERID,
+    ),
 }

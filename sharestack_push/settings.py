@@ -225,6 +225,9 @@ PUSH_RETRY_BASE_SECONDS = env_float("PUSH_RETRY_BASE_SECONDS", 30.0)
 PUSH_RETRY_MAX_SECONDS = env_float("PUSH_RETRY_MAX_SECONDS", 3600.0)
 PUSH_RELEASE_BATCH_SIZE = env_int("PUSH_RELEASE_BATCH_SIZE", 2000)
 PUSH_PROVIDER_TIMEOUT_SECONDS = env_float("PUSH_PROVIDER_TIMEOUT_SECONDS", 10.0)
+# How long a send job waits for a channel's rate limit before handing messages back
+# to the scheduler.
+PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("PUSH_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
 # The address providers reach this service at, behind any reverse proxy. Callback URLs
 # given to providers, and checked in their signatures, start with it.
 PUSH_PUBLIC_BASE_URL = env_str("PUSH_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

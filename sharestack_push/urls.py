@@ -11,6 +11,7 @@ from channels_app.views import (
     DeviceDetailView,
     DeviceView,
 )
+from preferences.unsubscribe import unsubscribe
 from preferences.views import PreferencesView
 from sharestack_push.health import healthz
 from sharestack_push.notifications.views import PushCancelView, PushStatusView, PushView
@@ -39,6 +40,7 @@ urlpatterns = [
     path(f"{api}templates", TemplateListView.as_view(), name="templates"),
     path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
+    path("unsubscribe/<str:token>", unsubscribe, name="unsubscribe"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -16,6 +16,9 @@ class PushTemplate(models.Model):
     locale = models.CharField(max_length=16, blank=True, default="")
     title_template = models.CharField(max_length=500, blank=True, default="")
     content_template = models.TextField()
+    # Email only: the HTML part, rendered with HTML escaping of variables. The text
+    # part comes from content_template.
+    html_template = models.TextField(blank=True, default="")
     action_template = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)

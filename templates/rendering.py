@@ -26,6 +26,7 @@ class RenderedMessage:
     title: str
     body: str
     data: dict[str, Any] = field(default_factory=dict)
+    html: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,15 @@ def render_template(
     action_template: dict[str, Any],
     declared: list[Any],
     values: dict[str, Any],
+    html_template: str = "",
 ) -> RenderedMessage:
     """Render one template; raise TemplateVariableMissing or TemplateSyntaxError."""
-    context = Context(build_context(declared, values), autoescape=False)
+    values = build_context(declared, values)
+    context = Context(values, autoescape=False)
     title = ENGINE.from_string(title_template).render(context) if title_template else ""
     body = ENGINE.from_string(content_template).render(context)
     data = _render_strings(action_template or {}, context)
-    return RenderedMessage(title=title.strip(), body=body.strip(), data=data)
+    html = ""
+    if html_template:
+        html = ENGINE.from_string(html_template).render(Context(values, autoescape=True))
+    return RenderedMessage(title=title.strip(), body=body.strip(), data=data, html=html.strip())

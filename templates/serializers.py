@@ -23,6 +23,7 @@ class PushTemplateSerializer(StrictModelSerializer):
             "locale",
             "title_template",
             "content_template",
+            "html_template",
             "action_template",
             "variables",
             "is_active",
@@ -46,7 +47,7 @@ class PushTemplateSerializer(StrictModelSerializer):
         except ValueError:
             return attrs  # validate_variables already reported it
         errors = {}
-        for field in ("title_template", "content_template"):
+        for field in ("title_template", "content_template", "html_template"):
             problems = source_problems(attrs.get(field, ""), names)
             if problems:
                 errors[field] = problems
@@ -57,6 +58,8 @@ class PushTemplateSerializer(StrictModelSerializer):
         ]
         if action_problems:
             errors["action_template"] = action_problems
+        if attrs.get("html_template") and attrs.get("channel") != "email":
+            errors["html_template"] = ["Only email templates have an HTML part."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

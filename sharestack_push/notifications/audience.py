@@ -6,6 +6,8 @@ from sharestack_push.notifications.models import PushTask
 
 
 def audience_chunks(task: PushTask, chunk_size: int) -> Iterator[list[str]]:
+    if task.target == PushTask.Target.CHANNELS:
+        return
     if task.target == PushTask.Target.USER:
         yield [task.user_id]
     elif task.target == PushTask.Target.USERS:

@@ -48,6 +48,7 @@ def render_for(
                 title=str(content.get("title", "")),
                 body=str(content.get("body", "")),
                 data=dict(content.get("data") or {}),
+                html=str(content.get("html", "")) if channel_kind == "email" else "",
             )
         )
     template = find_template(template_name, channel_kind, locale)
@@ -60,13 +61,16 @@ def render_for(
             template.action_template,
             template.variables,
             variables,
+            template.html_template,
         )
     except TemplateVariableMissing as missing:
         return RenderOutcome(None, f"{Reason.TEMPLATE_VARIABLE_MISSING}:{missing.name}")
     except (TemplateSyntaxError, ValueError):
         return RenderOutcome(None, Reason.TEMPLATE_ERROR)
     if content.get("data"):
-        message = RenderedMessage(message.title, message.body, {**content["data"], **message.data})
+        message = RenderedMessage(
+            message.title, message.body, {**content["data"], **message.data}, message.html
+        )
     return RenderOutcome(message)
 
 

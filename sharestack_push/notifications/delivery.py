@@ -7,28 +7,36 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections import defaultdict
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, router
 from django.urls import reverse
 
-from channels_app.models import Channel, Contact, Device
+from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
+from channels_app.ratelimit import limiter
+from channels_app.sms import sms_length
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import update_fields
 from sharestack_push.notifications.constants import ChannelKind, Reason, RecordStatus
-from sharestack_push.notifications.content import RenderCache
+from sharestack_push.notifications.messages import MessageBuilder
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
 
 RESULT_FIELDS = [
     "status", "reason", "next_attempt_at", "provider_message_id", "error_message",
-    "response_data", "sent_at", "channel", "provider", "updated_at",
+    "response_data", "sent_at", "channel", "provider", "updated_at", "attempts", "segments",
 ]
+# Records addressed to a channel itself (a group robot) carry this address kind.
+CHANNEL_ADDRESS_KIND = "channel"
+RATE_LIMITED = "rate_limited"
 
 _providers: dict[int, tuple[datetime, Provider]] = {}
 
@@ -71,14 +79,37 @@ def close_providers() -> None:
         adapter.close()
 
 
-def choose_channel(channels: list[Channel], kind: str, provider: str) -> Channel | None:
+def address_kind(record: PushRecord) -> str:
+    """The record's address kind; records stored before the field existed lack it."""
+    if record.address_kind:
+        return record.address_kind
+    if record.channel_kind == ChannelKind.APP:
+        return record.provider
+    return CONTACT_KINDS_FOR_CHANNEL.get(record.channel_kind, ("",))[0]
+
+
+def candidate_channels(channels: list[Channel], record: PushRecord) -> list[Channel]:
+    """The enabled channels that can send a record, in the order to try them.
+
+    A record addressed to a channel itself goes through that channel only. Others may
+    go through any channel of their kind whose adapter takes their address kind:
+    healthy channels first, each group by priority, so the next one takes over when
+    one fails.
+    """
+    if record.address_kind == CHANNEL_ADDRESS_KIND:
+        return [channel for channel in channels if channel.pk == record.channel_id]
+    kind = address_kind(record)
+    matches = []
     for channel in channels:
-        if channel.kind != kind:
+        if channel.kind != record.channel_kind:
             continue
-        if kind == ChannelKind.APP and provider and channel.provider not in (provider, "console"):
+        adapter_class = provider_class(channel.provider)
+        if adapter_class is None or adapter_class.addresses_channel:
             continue
-        return channel
-    return None
+        if adapter_class.address_kinds and kind not in adapter_class.address_kinds:
+            continue
+        matches.append(channel)
+    return sorted(matches, key=lambda channel: not channel.is_healthy)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -139,44 +170,69 @@ def send_records(record_ids: list[int], now: datetime | None = None) -> dict[str
     return dict(counts)
 
 
+@dataclass
+class Attempt:
+    record: PushRecord
+    message: OutgoingMessage
+    candidates: list[Channel]
+    index: int = 0
+    # The channels that failed before this one, for the record's response data.
+    failovers: list[dict[str, str]] = dataclass_field(default_factory=list)
+
+    @property
+    def channel(self) -> Channel:
+        return self.candidates[self.index]
+
+
 def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     if not records:
         return {}
     channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
-    renders = RenderCache()
-    batches: dict[int, list[tuple[PushRecord, OutgoingMessage]]] = defaultdict(list)
-    by_channel: dict[int, Channel] = {}
+    builder = MessageBuilder(records)
+    pending: dict[int, list[Attempt]] = defaultdict(list)
 
     for record in records:
-        channel = choose_channel(channels, record.channel_kind, record.provider)
-        if channel is None:
+        candidates = candidate_channels(channels, record)
+        if not candidates:
             fail(record, Reason.NO_CHANNEL, "no enabled channel can send this message", now)
             continue
-        rendered = renders.get(record.task, record.channel_kind, record.locale)
-        if rendered.failure:
-            fail(record, rendered.failure, "", now)
+        message, failure = builder.build(record)
+        if message is None:
+            fail(record, failure, "", now)
             continue
-        by_channel[channel.pk] = channel
-        message = OutgoingMessage(record.pk, record.address, rendered.message.title,
-                                  rendered.message.body, rendered.message.data)
-        batches[channel.pk].append((record, message))
+        pending[candidates[0].pk].append(Attempt(record, message, candidates))
 
     dead_devices: list[int] = []
     dead_contacts: list[int] = []
-    for channel_id, pairs in batches.items():
-        channel = by_channel[channel_id]
-        configuration_error = ""
-        results = call_provider(channel, [message for _, message in pairs])
+    while pending:
+        channel_id = next(iter(pending))
+        attempts = pending.pop(channel_id)
+        channel = attempts[0].channel
+        results = call_provider(channel, [attempt.message for attempt in attempts])
         result_by_id = {result.record_id: result for result in results}
         outcomes: dict[Outcome, int] = defaultdict(int)
-        for record, message in pairs:
+        configuration_error = ""
+        for attempt in attempts:
+            record = attempt.record
             result = result_by_id.get(record.pk) or SendResult(
                 record.pk, Outcome.RETRYABLE, error_code="no_result",
                 error_message="the adapter returned no result for this message")
-            apply_result(record, channel, result, now)
             outcomes[result.outcome] += 1
             if result.outcome == Outcome.CONFIGURATION:
-                configuration_error = record.error_message
+                configuration_error = f"{result.error_code}: {result.error_message}".strip(": ")
+            if fails_over(result) and attempt.index + 1 < len(attempt.candidates):
+                attempt.failovers.append({
+                    "channel": channel.name, "provider": channel.provider,
+                    "outcome": result.outcome.value, "error_code": result.error_code,
+                })
+                attempt.index += 1
+                pending[attempt.channel.pk].append(attempt)
+                continue
+            apply_result(record, channel, result, now)
+            if attempt.failovers:
+                record.response_data["failover"] = attempt.failovers
+            if record.channel_kind == ChannelKind.SMS and record.status == RecordStatus.SENT:
+                record.segments = result.segments or sms_length(attempt.message.body).segments
             if result.outcome == Outcome.INVALID_ADDRESS:
                 if record.device_id:
                     dead_devices.append(record.device_id)
@@ -184,7 +240,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
                     dead_contacts.append(record.contact_id)
         logger.info(
             "%s: channel %s sent %d of %d records (%s)", channel.provider, channel.pk,
-            outcomes[Outcome.SENT], len(pairs),
+            outcomes[Outcome.SENT], len(attempts),
             ", ".join(f"{outcome.value} {count}" for outcome, count in outcomes.items()),
         )
         record_health(channel, configuration_error, outcomes[Outcome.SENT] > 0)
@@ -195,6 +251,16 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     for record in records:
         counts[record.status] += 1
     return dict(counts)
+
+
+def fails_over(result: SendResult) -> bool:
+    """A retryable or configuration failure moves a message on to the next channel.
+
+    Our own rate limit does not: the channel works, it is only busy.
+    """
+    if result.error_code == RATE_LIMITED:
+        return False
+    return result.outcome in (Outcome.RETRYABLE, Outcome.CONFIGURATION)
 
 
 def record_health(channel: Channel, configuration_error: str, any_sent: bool) -> None:
@@ -220,7 +286,38 @@ def call_provider(channel: Channel, messages: list[OutgoingMessage]) -> list[Sen
     batch_size = settings.PUSH_SEND_BATCH_SIZE
     results: list[SendResult] = []
     for start in range(0, len(messages), batch_size):
-        results.extend(adapter.send(messages[start : start + batch_size]))
+        results.extend(send_within_rate(adapter, channel, messages[start : start + batch_size]))
+    return results
+
+
+def send_within_rate(adapter: Provider, channel: Channel,
+                     messages: list[OutgoingMessage]) -> list[SendResult]:
+    """Send as many messages as the channel's rate allows, waiting briefly for more.
+
+    Messages still without a permit after PUSH_RATE_LIMIT_MAX_WAIT_SECONDS come back
+    as retryable, with the wait the limiter expects, and are sent later.
+    """
+    rate = channel.rate_limit_per_second
+    if not rate:
+        return adapter.send(messages)
+    results: list[SendResult] = []
+    remaining = messages
+    deadline = time.monotonic() + settings.PUSH_RATE_LIMIT_MAX_WAIT_SECONDS
+    wait = 0.0
+    while remaining:
+        grant = limiter().acquire(f"channel-{channel.pk}", rate, len(remaining))
+        if grant.granted:
+            results.extend(adapter.send(remaining[: grant.granted]))
+            remaining = remaining[grant.granted :]
+            continue
+        wait = grant.wait
+        if time.monotonic() + wait > deadline:
+            break
+        time.sleep(wait)
+    for message in remaining:
+        results.append(SendResult(
+            message.record_id, Outcome.RETRYABLE, error_code=RATE_LIMITED,
+            error_message=f"channel rate limit of {rate} per second", retry_after=max(wait, 1.0)))
     return results
 
 
@@ -251,6 +348,11 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
         fail(record, Reason.INVALID_ADDRESS, detail, now)
     elif result.outcome == Outcome.PERMANENT:
         fail(record, Reason.PERMANENT_ERROR, detail, now)
+    elif result.error_code == RATE_LIMITED:
+        # Waiting for our own rate limit is not an attempt at the provider.
+        record.attempts = max(record.attempts - 1, 0)
+        record.status, record.reason, record.error_message = RecordStatus.RETRYING, Reason.RATE_LIMITED, detail
+        record.next_attempt_at = now + timedelta(seconds=result.retry_after or 1.0)
     elif record.attempts >= settings.PUSH_MAX_ATTEMPTS:
         fail(record, Reason.MAX_ATTEMPTS, detail, now)
     else:

@@ -10,7 +10,7 @@ from django.db.models import F
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.audience import audience_chunks
 from sharestack_push.notifications.constants import OPEN_RECORD_STATUSES, TaskStatus
-from sharestack_push.notifications.fanout import create_chunk_records
+from sharestack_push.notifications.fanout import create_channel_records, create_chunk_records
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,14 @@ def claim_task(task_id: str, now: datetime) -> PushTask | None:
     return None
 
 
-def dispatch_task(task_id: str, enqueue_chunk: ChunkSink, now: datetime | None = None) -> int:
+def dispatch_task(task_id: str, enqueue_chunk: ChunkSink, enqueue_send: SendSink,
+                  now: datetime | None = None) -> int:
     """Split a task's audience into chunks; return how many were enqueued."""
     now = now or clock.now()
     task = claim_task(task_id, now)
     if task is None:
         return 0
+    enqueue_by_kind(create_channel_records(task), enqueue_send)
     count = 0
     for user_ids in audience_chunks(task, settings.PUSH_CHUNK_SIZE):
         enqueue_chunk(str(task.pk), user_ids)

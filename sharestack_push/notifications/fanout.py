@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
 
-from channels_app.models import CONTACT_KIND_FOR_CHANNEL, Channel, Contact, Device
+from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from preferences.models import UserProfile, UserPushPreference
 from preferences.policy import (
     Action,
@@ -31,7 +31,7 @@ from sharestack_push.notifications.constants import (
     RecordStatus,
 )
 from sharestack_push.notifications.content import RenderCache
-from sharestack_push.notifications.delivery import choose_channel
+from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, candidate_channels
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -91,9 +91,14 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
         )
         for device in devices:
             addresses[(device["user_id"], ChannelKind.APP)].append(
-                {"address": device["token"], "provider": device["provider"], "device_id": device["id"]}
+                {"address": device["token"], "provider": device["provider"],
+                 "address_kind": device["provider"], "device_id": device["id"]}
             )
-    contact_kinds = {CONTACT_KIND_FOR_CHANNEL[k]: k for k in kinds if k in CONTACT_KIND_FOR_CHANNEL}
+    contact_kinds = {
+        contact_kind: kind
+        for kind in kinds
+        for contact_kind in CONTACT_KINDS_FOR_CHANNEL.get(kind, ())
+    }
     if contact_kinds:
         contacts = Contact.objects.filter(
             user_id__in=user_ids, kind__in=list(contact_kinds), is_active=True
@@ -101,7 +106,8 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
         for contact in contacts:
             channel_kind = contact_kinds[contact["kind"]]
             addresses[(contact["user_id"], channel_kind)].append(
-                {"address": contact["address"], "provider": "", "contact_id": contact["id"]}
+                {"address": contact["address"], "provider": "",
+                 "address_kind": contact["kind"], "contact_id": contact["id"]}
             )
     return addresses
 
@@ -193,6 +199,7 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
                     channel_kind=kind,
                     address=target["address"],
                     provider=target["provider"],
+                    address_kind=target.get("address_kind", ""),
                     device_id=target.get("device_id"),
                     contact_id=target.get("contact_id"),
                     locale=locale,
@@ -209,7 +216,7 @@ def apply_decision(record: PushRecord, decision, channels: list[Channel], render
     if not record.address:
         record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
         return
-    if choose_channel(channels, record.channel_kind, record.provider) is None:
+    if not candidate_channels(channels, record):
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
         return
     rendered = renders.get(task, record.channel_kind, record.locale)
@@ -235,5 +242,32 @@ def create_chunk_records(
     return list(
         PushRecord.objects.filter(
             task=task, user_id__in=user_ids, status=RecordStatus.QUEUED
+        ).values_list("id", "channel_kind")
+    )
+
+
+def create_channel_records(task: PushTask) -> list[tuple[int, str]]:
+    """Write one record per channel the task names, such as a group robot.
+
+    These records address the channel itself: no user, no preferences. Return
+    (id, channel kind) of those still queued, so a repeated dispatch sends nothing twice.
+    """
+    names = [name for name in task.channels if name not in ChannelKind.values]
+    if not names:
+        return []
+    records = [
+        PushRecord(
+            task=task, channel_kind=channel.kind, channel=channel, provider=channel.provider,
+            address_kind=CHANNEL_ADDRESS_KIND, address=f"channel:{channel.pk}",
+            locale=django_settings.PUSH_DEFAULT_LOCALE,
+        )
+        for channel in Channel.objects.filter(name__in=names)
+    ]
+    insert_ignoring_conflicts(
+        PushRecord, records, ["task", "user_id", "channel_kind", "address"]
+    )
+    return list(
+        PushRecord.objects.filter(
+            task=task, address_kind=CHANNEL_ADDRESS_KIND, status=RecordStatus.QUEUED
         ).values_list("id", "channel_kind")
     )

@@ -58,6 +58,34 @@ class ApiKey(models.Model):
     is_authenticated = True
 
 
+class NotificationType(models.Model):
+    """What a kind of notification is: its category and how users may control it.
+
+    A push whose type is not registered is treated as transactional.
+    """
+
+    class Category(models.TextChoices):
+        TRANSACTIONAL = "transactional", "Transactional"
+        MARKETING = "marketing", "Marketing"
+        SYSTEM = "system", "System"
+
+    key = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True, default="")
+    category = models.CharField(
+        max_length=16, choices=Category.choices, default=Category.TRANSACTIONAL
+    )
+    # Security alerts, verification codes, payments.
+    is_critical = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class PushTask(models.Model):
     """One request to notify one user, a list of users, or everyone."""
 
@@ -65,6 +93,8 @@ class PushTask(models.Model):
         USER = "user", "One user"
         USERS = "users", "A list of users"
         BROADCAST = "broadcast", "All users"
+        # Only channels named in the request, such as a group robot; no user.
+        CHANNELS = "channels", "Named channels only"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(
@@ -82,6 +112,8 @@ class PushTask(models.Model):
     template_name = models.CharField(max_length=100, blank=True, default="")
     content = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=dict, blank=True)
+    # Per channel kind, settings the adapters read (icon, sound, template codes...).
+    options = models.JSONField(default=dict, blank=True)
     priority = models.CharField(
         max_length=8, choices=Priority.choices, default=Priority.NORMAL
     )

@@ -3,6 +3,8 @@ import json
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from channels_app.models import Channel
+from channels_app.providers import provider_class
 from sharestack_push.notifications.constants import ChannelKind, Priority
 from sharestack_push.notifications.fields import (
     JsonObjectField,
@@ -24,6 +26,8 @@ class ContentSerializer(StrictSerializer):
     title = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
     body = StrictCharField(max_length=10_000, required=False, allow_blank=True, default="")
     data = JsonObjectField(required=False, default=dict)
+    # Email only: the HTML part; body is the text part.
+    html = StrictCharField(max_length=200_000, required=False, allow_blank=True)
 
     def validate_data(self, value):
         if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_DATA_BYTES:
@@ -66,26 +70,78 @@ class PushSerializer(StrictSerializer):
     )
     broadcast = StrictBooleanField(required=False, default=False)
     channels = serializers.ListField(
-        child=serializers.ChoiceField(choices=ChannelKind.choices), min_length=1
+        child=StrictCharField(max_length=100), min_length=1,
+        help_text=(
+            "Channel kinds (email, app, sms, wechat) to reach the users on, and names of "
+            "configured channels that address a group themselves, such as a WeCom robot."
+        ),
     )
     template = StrictCharField(max_length=100, required=False)
     content = ContentSerializer(required=False)
     variables = JsonObjectField(required=False, default=dict)
+    options = JsonObjectField(
+        required=False, default=dict,
+        help_text="Per channel kind, settings for the adapters, such as "
+        '{"app": {"sound": "default", "badge": 1}, "sms": {"template_code": "SMS_1"}}.',
+    )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     schedule_time = AwareDateTimeField(required=False, allow_null=True)
 
     def validate_channels(self, value):
         if len(set(value)) != len(value):
             raise serializers.ValidationError("List each channel once.")
+        names = [name for name in value if name not in ChannelKind.values]
+        if names:
+            known = {
+                channel.name: channel
+                for channel in Channel.objects.filter(name__in=names, enabled=True)
+            }
+            errors = {}
+            for index, name in enumerate(value):
+                if name in ChannelKind.values:
+                    continue
+                channel = known.get(name)
+                adapter = provider_class(channel.provider) if channel else None
+                if adapter is None or not adapter.addresses_channel:
+                    errors[index] = [
+                        f"{name!r} is neither a channel kind ({', '.join(ChannelKind.values)}) "
+                        "nor an enabled channel that addresses a group, such as a WeCom robot."
+                    ]
+            if errors:
+                raise serializers.ValidationError(errors)
         return value
+
+    def validate_options(self, value):
+        unknown = sorted(set(value) - set(ChannelKind.values))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown channel kinds: {', '.join(unknown)}; use {', '.join(ChannelKind.values)}."
+            )
+        for kind, settings in value.items():
+            if not isinstance(settings, dict):
+                raise serializers.ValidationError(f"options.{kind} must be an object.")
+        return value
+
+    @staticmethod
+    def template_kinds(attrs) -> set[str]:
+        """The channel kinds the request reaches, named channels included."""
+        kinds = {name for name in attrs.get("channels", []) if name in ChannelKind.values}
+        names = [name for name in attrs.get("channels", []) if name not in ChannelKind.values]
+        kinds.update(Channel.objects.filter(name__in=names).values_list("kind", flat=True))
+        return kinds
 
     def validate(self, attrs):
         errors = {}
         targets = [name for name in ("user_id", "user_ids") if attrs.get(name)]
         if attrs.get("broadcast"):
             targets.append("broadcast")
-        if len(targets) != 1:
+        kinds = [name for name in attrs.get("channels", []) if name in ChannelKind.values]
+        if len(targets) > 1 or (not targets and kinds):
             errors["user_id"] = "Give exactly one of user_id, user_ids or broadcast: true."
+        elif targets and not kinds and attrs.get("channels"):
+            errors["user_id"] = (
+                "The named channels address a group; drop the users or add channel kinds."
+            )
         has_template, has_content = "template" in attrs, "content" in attrs
         if has_template == has_content:
             errors["template"] = "Give exactly one of template or content."
@@ -93,7 +149,7 @@ class PushSerializer(StrictSerializer):
             # A missing variable is not checked here: the record fails at rendering
             # with template_variable_missing:<name>, as the API contract states.
             exists = PushTemplate.objects.filter(
-                name=attrs["template"], channel__in=attrs.get("channels", []), is_active=True
+                name=attrs["template"], channel__in=self.template_kinds(attrs), is_active=True
             ).exists()
             if not exists:
                 errors["template"] = (

@@ -19,7 +19,7 @@ def enqueue_send(kind: str, record_ids: list[int]) -> None:
 
 @shared_task(name="notifications.dispatch_task")
 def dispatch_task_job(task_id: str) -> int:
-    return dispatch.dispatch_task(task_id, enqueue_chunk)
+    return dispatch.dispatch_task(task_id, enqueue_chunk, enqueue_send)
 
 
 @shared_task(name="notifications.process_chunk")

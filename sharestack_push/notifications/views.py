@@ -48,6 +48,8 @@ def task_from_request(data: dict, api_key) -> PushTask:
         target = PushTask.Target.BROADCAST
     elif data.get("user_ids"):
         target = PushTask.Target.USERS
+    elif not data.get("user_id"):
+        target = PushTask.Target.CHANNELS
     return PushTask(
         api_key=api_key,
         notification_id=data["notification_id"],
@@ -59,6 +61,7 @@ def task_from_request(data: dict, api_key) -> PushTask:
         template_name=data.get("template", ""),
         content=data.get("content") or {},
         variables=data.get("variables") or {},
+        options=data.get("options") or {},
         priority=data["priority"],
         schedule_time=schedule_time,
         status=TaskStatus.SCHEDULED if schedule_time and schedule_time > now else TaskStatus.PENDING,

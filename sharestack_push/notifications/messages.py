@@ -1,0 +1,63 @@
+"""Builds the provider-facing message of each claimed record.
+
+Everything that is the same for many records (the rendering per task, kind and
+locale; the notification type's category; the devices' platforms) is loaded once
+per batch.
+"""
+from django.conf import settings
+
+from channels_app.models import Device
+from channels_app.providers.base import OutgoingMessage
+from preferences.unsubscribe import unsubscribe_url
+from sharestack_push.notifications.constants import ChannelKind
+from sharestack_push.notifications.content import RenderCache
+from sharestack_push.notifications.models import NotificationType, PushRecord
+
+
+class MessageBuilder:
+    def __init__(self, records: list[PushRecord]) -> None:
+        self.renders = RenderCache()
+        types = {record.task.notification_type for record in records}
+        self.marketing_types = set(
+            NotificationType.objects.filter(
+                key__in=types, category=NotificationType.Category.MARKETING
+            ).values_list("key", flat=True)
+        )
+        device_ids = [record.device_id for record in records if record.device_id]
+        self.platforms = dict(
+            Device.objects.filter(pk__in=device_ids).values_list("pk", "platform")
+        ) if device_ids else {}
+
+    def build(self, record: PushRecord) -> tuple[OutgoingMessage | None, str]:
+        """Return the message, or None and the reason it cannot be rendered."""
+        task = record.task
+        rendered = self.renders.get(task, record.channel_kind, record.locale)
+        if rendered.failure:
+            return None, rendered.failure
+        message = rendered.message
+        marketing = task.notification_type in self.marketing_types
+        headers = {}
+        if marketing and record.channel_kind == ChannelKind.EMAIL and record.user_id:
+            # RFC 8058 one-click unsubscribe: mail clients POST to the URL.
+            url = unsubscribe_url(record.user_id, task.notification_type, ChannelKind.EMAIL)
+            headers = {
+                "List-Unsubscribe": f"<{url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        options = (task.options or {}).get(record.channel_kind) or {}
+        return OutgoingMessage(
+            record_id=record.pk,
+            address=record.address,
+            title=message.title,
+            body=message.body,
+            data=message.data,
+            notification_type=task.notification_type,
+            marketing=marketing,
+            priority=task.priority,
+            locale=record.locale or settings.PUSH_DEFAULT_LOCALE,
+            platform=self.platforms.get(record.device_id, ""),
+            html=message.html,
+            headers=headers,
+            options=dict(options),
+            variables=dict(task.variables or {}),
+        ), ""
