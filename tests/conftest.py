@@ -1,5 +1,6 @@
 """Shared fixtures. Tests run against the real PostgreSQL and Redis on 127.0.0.1."""
 import pytest
+import redis
 from rest_framework.test import APIClient
 
 from sharestack_push.celery import app as celery_app
@@ -13,6 +14,15 @@ def eager_celery():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def empty_shared_cache():
+    """Start each test without the access tokens and rate limits of the one before."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from channels_app.providers import aio
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
+from channels_app.providers.tokens import TokenWaitTimeout, shared_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ def token_failure(error: Exception) -> tuple[Outcome, str]:
     return Outcome.RETRYABLE, "token_fetch_failed"
 
 
-TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError)
+TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError, TokenWaitTimeout)
 
 
 class FcmProvider(Provider):
@@ -169,19 +171,63 @@ class FcmProvider(Provider):
         )
         self._session: aiohttp.ClientSession | None = None
 
-    def access_token(self, force_refresh: bool = False) -> str:
-        """Return a valid OAuth token, fetching a new one when needed; thread-safe."""
+    def _fetch_token(self) -> tuple[str, float]:
         with self._token_lock:
-            if force_refresh or not self._credentials.valid:
-                self._credentials.refresh(self._token_request)
-            return self._credentials.token
+            self._credentials.refresh(self._token_request)
+            expiry = self._credentials.expiry
+            lifetime = 3600.0
+            if expiry is not None:
+                # google-auth keeps the expiry as a naive UTC time.
+                lifetime = expiry.replace(tzinfo=timezone.utc).timestamp() - time.time()
+            return self._credentials.token, max(lifetime, 1.0)
+
+    @property
+    def token_key(self) -> str:
+        return f"{self.channel_key}:fcm-oauth"
+
+    def access_token(self) -> str:
+        """Return the OAuth token all workers share, fetching it when none is valid."""
+        return shared_tokens().get(self.token_key, self._fetch_token)
 
     def payload(self, message: OutgoingMessage) -> bytes:
+        """Build the v1 message; options may set icon, sound, badge, click_action,
+        image, collapse_key, ttl_seconds and channel_id (Android notification channel)."""
+        options = message.options
+        android_notification = {
+            name: str(options[key])
+            for key, name in (("icon", "icon"), ("sound", "sound"),
+                              ("click_action", "click_action"), ("channel_id", "channel_id"))
+            if options.get(key) not in (None, "")
+        }
+        android: dict[str, Any] = {"priority": "high" if message.priority in ("high", "urgent") else "normal"}
+        if android_notification and (message.title or message.body):
+            android["notification"] = android_notification
+        if options.get("collapse_key"):
+            android["collapse_key"] = str(options["collapse_key"])
+        if options.get("ttl_seconds") is not None:
+            android["ttl"] = f"{int(options['ttl_seconds'])}s"
+        aps: dict[str, Any] = {}
+        if options.get("badge") is not None:
+            aps["badge"] = int(options["badge"])
+        if options.get("sound"):
+            aps["sound"] = str(options["sound"])
+        if options.get("category"):
+            aps["category"] = str(options["category"])
+        data = dict(message.data)
+        if options.get("click_action"):
+            # The app reads the deep link from the data on every platform.
+            data.setdefault("click_action", options["click_action"])
+        webpush = {"fcm_options": {"link": str(options["click_action"])}} if str(
+            options.get("click_action", "")).startswith("https://") else None
         return self._fcm.parse_payload(
             fcm_token=message.address,
             notification_title=message.title or None,
             notification_body=message.body or None,
-            data_payload=string_map(message.data) or None,
+            notification_image=str(options["image"]) if options.get("image") else None,
+            data_payload=string_map(data) or None,
+            android_config=android,
+            apns_config={"payload": {"aps": aps}} if aps else None,
+            webpush_config=webpush,
         )
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
@@ -194,10 +240,11 @@ class FcmProvider(Provider):
         expired_ids = {r.record_id for r in results if r.error_code == "UNAUTHENTICATED"}
         if not expired_ids:
             return results
-        # An OAuth token can be revoked before its expiry: refresh once and resend.
+        # An OAuth token can be revoked before its expiry: drop it, fetch once, resend.
         expired = [m for m in messages if m.record_id in expired_ids]
+        shared_tokens().drop(self.token_key, token)
         try:
-            token = self.access_token(force_refresh=True)
+            token = self.access_token()
         except TOKEN_ERRORS as error:
             retried = self._token_failed(expired, error)
         else:

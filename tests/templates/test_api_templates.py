@@ -131,3 +131,26 @@ def test_loop_sequence_must_be_declared(admin_client):
     response = admin_client.post(URL, body, format="json")
     assert response.status_code == 400
     assert "'lines'" in response.json()["error"]["fields"]["content_template"][0]
+
+
+def test_email_template_keeps_an_html_part(admin_client):
+    body = template_body(html_template="<p>{{ name }}</p>")
+    response = admin_client.post(URL, body, format="json")
+    assert response.status_code == 201
+    assert response.json()["html_template"] == "<p>{{ name }}</p>"
+
+
+def test_html_part_is_refused_outside_email(admin_client):
+    body = template_body(channel="sms", html_template="<p>x</p>")
+    response = admin_client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "html_template" in response.json()["error"]["fields"]
+
+
+def test_html_part_escapes_variables_and_the_text_part_does_not():
+    from templates.rendering import render_template
+
+    rendered = render_template("", "{{ name }}", {}, ["name"], {"name": "<b>Li</b>"},
+                               html_template="<p>{{ name }}</p>")
+    assert rendered.html == "<p>&lt;b&gt;Li&lt;/b&gt;</p>"
+    assert rendered.body == "<b>Li</b>"

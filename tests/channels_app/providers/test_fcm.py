@@ -519,3 +519,19 @@ def test_fake_rejects_other_grant_type(fake_fcm):
 
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_two_workers_share_one_oauth_token(fake_fcm):
+    """Adapters in different processes find the token in Redis instead of fetching."""
+    config = {"project_id": fake_fcm.project_id, "base_url": fake_fcm.base_url}
+    credentials = {"service_account": fake_fcm.service_account}
+    first = FcmProvider(config, credentials, timeout=5, channel_key="channel-1-abc")
+    second = FcmProvider(config, credentials, timeout=5, channel_key="channel-1-abc")
+    try:
+        first.send([message(1, "device-1")])
+        second.send([message(2, "device-2")])
+    finally:
+        first.close()
+        second.close()
+    assert fake_fcm.token_requests == 1
+    assert len(fake_fcm.requests) == 2

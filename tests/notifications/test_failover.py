@@ -1,0 +1,192 @@
+"""Failover between channels of one kind, rate limits and per-kind options."""
+from datetime import timedelta
+
+import pytest
+
+from channels_app.models import Channel, Contact
+from preferences.models import UserProfile
+from sharestack_push.notifications.models import NotificationType, PushRecord
+from tests.notifications.conftest import add_app_user
+from tests.notifications.test_pipeline import berlin
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+def unreachable_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def broken_fcm_channel(fcm, **fields) -> Channel:
+    """An FCM channel tried before the working one, on a port nobody listens on."""
+    base = f"http://127.0.0.1:{unreachable_port()}"
+    return Channel.objects.create(
+        name="fcm-broken", kind="app", provider="fcm", priority=1,
+        config={"project_id": fcm.project_id, "base_url": base, "token_uri": f"{fcm.base_url}/token"},
+        credentials={"service_account": fcm.service_account}, **fields,
+    )
+
+
+def test_network_failure_fails_over_to_the_next_channel(fcm, frozen_clock, post_push):
+    Channel.objects.filter(name="fcm").update(priority=2)
+    broken_fcm_channel(fcm)
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert record.status == "sent"
+    assert record.channel.name == "fcm"
+    assert [step["channel"] for step in record.response_data["failover"]] == ["fcm-broken"]
+    assert record.response_data["failover"][0]["error_code"] == "network"
+    assert len(fcm.requests) == 1
+
+
+def test_configuration_error_fails_over_and_marks_the_first_unhealthy(fcm, frozen_clock, post_push):
+    Channel.objects.filter(name="fcm").update(priority=2)
+    second = Channel.objects.create(
+        name="fcm-second", kind="app", provider="fcm", priority=3,
+        config={"project_id": fcm.project_id, "base_url": fcm.base_url},
+        credentials={"service_account": fcm.service_account},
+    )
+    add_app_user("ann", "tok-auth")
+    fcm.script("tok-auth", "THIRD_PARTY_AUTH_ERROR")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert record.channel_id == second.pk
+    assert record.status == "sent"
+    assert Channel.objects.get(name="fcm").is_healthy is False
+
+
+def test_unhealthy_channel_is_tried_last(fcm, frozen_clock, post_push):
+    Channel.objects.filter(name="fcm").update(priority=2)
+    broken_fcm_channel(fcm, is_healthy=False)
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert record.channel.name == "fcm"
+    assert "failover" not in record.response_data
+
+
+def test_disabled_channel_is_skipped(fcm, frozen_clock, post_push):
+    Channel.objects.filter(name="fcm").update(priority=2)
+    broken_fcm_channel(fcm, enabled=False)
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    assert PushRecord.objects.get().response_data == {}
+
+
+def test_invalid_address_does_not_fail_over(fcm, frozen_clock, post_push):
+    second = Channel.objects.create(
+        name="fcm-second", kind="app", provider="fcm", priority=200,
+        config={"project_id": fcm.project_id, "base_url": fcm.base_url},
+        credentials={"service_account": fcm.service_account},
+    )
+    add_app_user("ann", "tok-dead")
+    fcm.script("tok-dead", "UNREGISTERED")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert record.status == "failed"
+    assert record.channel_id != second.pk
+    assert len(fcm.requests) == 1
+
+
+def test_every_channel_failing_leaves_the_record_retrying_on_the_last(fcm, frozen_clock, post_push):
+    Channel.objects.filter(name="fcm").delete()
+    broken_fcm_channel(fcm)
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert record.status == "retrying"
+    assert record.channel.name == "fcm-broken"
+
+
+def test_device_of_another_provider_gets_no_fcm_channel(fcm, frozen_clock, post_push):
+    UserProfile.objects.create(user_id="ann")
+    from channels_app.models import Device
+
+    Device.objects.create(user_id="ann", platform="ios", provider="apns", token="apns-tok")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert (record.status, record.reason) == ("failed", "no_channel_configured")
+
+
+def test_rate_limit_hands_the_excess_back_without_counting_an_attempt(db, frozen_clock, post_push, settings):
+    settings.PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+    Channel.objects.create(name="sms-console", kind="sms", provider="console", rate_limit_per_second=3)
+    users = [f"u{number}" for number in range(5)]
+    for user_id in users:
+        UserProfile.objects.create(user_id=user_id)
+        Contact.objects.create(user_id=user_id, kind="phone", address=f"+86138000000{len(user_id)}{user_id}")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_ids=users, channels=["sms"])
+    statuses = sorted(PushRecord.objects.values_list("status", flat=True))
+    assert statuses == ["retrying", "retrying", "sent", "sent", "sent"]
+    waiting = PushRecord.objects.filter(status="retrying")
+    assert set(waiting.values_list("reason", flat=True)) == {"rate_limited"}
+    assert set(waiting.values_list("attempts", flat=True)) == {0}
+
+
+def test_rate_limited_records_are_sent_by_a_later_tick(db, frozen_clock, post_push, beat_tick, settings):
+    settings.PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+    Channel.objects.create(name="sms-console", kind="sms", provider="console", rate_limit_per_second=1)
+    for user_id in ("a", "b"):
+        UserProfile.objects.create(user_id=user_id)
+        Contact.objects.create(user_id=user_id, kind="phone", address=f"+861380000000{len(user_id)}{ord(user_id)}")
+    moment = berlin(12)
+    frozen_clock.set(moment)
+    post_push(notification_id="n1", user_ids=["a", "b"], channels=["sms"])
+    import time
+
+    time.sleep(1.1)  # the limiter runs on Redis's clock, not the frozen one
+    frozen_clock.set(moment + timedelta(seconds=5))
+    beat_tick()
+    assert set(PushRecord.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_sms_record_stores_its_segments(db, frozen_clock, post_push):
+    Channel.objects.create(name="sms-console", kind="sms", provider="console")
+    UserProfile.objects.create(user_id="ann")
+    Contact.objects.create(user_id="ann", kind="phone", address="+8613800000000")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann", channels=["sms"],
+              content={"body": "您的订单已发货" * 11})
+    assert PushRecord.objects.get().segments == 2
+
+
+def test_app_options_reach_the_fcm_request(fcm, frozen_clock, post_push):
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann", options={"app": {
+        "icon": "ic_order", "sound": "chime", "badge": 3,
+        "click_action": "sharestack://orders/42", "collapse_key": "orders",
+    }})
+    message = fcm.requests[0].message
+    assert message["android"]["notification"] == {
+        "icon": "ic_order", "sound": "chime", "click_action": "sharestack://orders/42"}
+    assert message["android"]["collapse_key"] == "orders"
+    assert message["apns"]["payload"]["aps"] == {"badge": 3, "sound": "chime"}
+    assert message["data"]["click_action"] == "sharestack://orders/42"
+
+
+def test_marketing_email_carries_one_click_unsubscribe(db, frozen_clock, post_push, smtp_server):
+    from tests.notifications.test_email_pipeline import smtp_channel
+
+    smtp_channel(smtp_server)
+    NotificationType.objects.create(key="promo", category="marketing")
+    UserProfile.objects.create(user_id="ann")
+    Contact.objects.create(user_id="ann", kind="email", address="ann@example.test")
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann", channels=["email"], notification_type="promo",
+              content={"title": "Sale", "body": "Half price", "html": "<p>Half price</p>"})
+    [mail] = smtp_server.mails
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
