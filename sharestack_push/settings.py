@@ -225,6 +225,8 @@ PUSH_RETRY_BASE_SECONDS = env_float("PUSH_RETRY_BASE_SECONDS", 30.0)
 PUSH_RETRY_MAX_SECONDS = env_float("PUSH_RETRY_MAX_SECONDS", 3600.0)
 PUSH_RELEASE_BATCH_SIZE = env_int("PUSH_RELEASE_BATCH_SIZE", 2000)
 PUSH_PROVIDER_TIMEOUT_SECONDS = env_float("PUSH_PROVIDER_TIMEOUT_SECONDS", 10.0)
+# When a provider holds an address back without saying for how long.
+PUSH_PROVIDER_DEFER_SECONDS = env_float("PUSH_PROVIDER_DEFER_SECONDS", 3600.0)
 # How long a send job waits for a channel's rate limit before handing messages back
 # to the scheduler.
 PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("PUSH_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)

@@ -22,6 +22,9 @@ class Outcome(str, Enum):
     INVALID_ADDRESS = "invalid_address"
     # The channel's configuration or credentials are wrong: every message will fail.
     CONFIGURATION = "configuration"
+    # The provider holds this address back for now (a per-number frequency limit, say):
+    # send again after retry_after, without counting a failed attempt.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class SendResult:
     response_data: dict[str, Any] = field(default_factory=dict)
     # SMS only: the billed parts, when the provider reports them.
     segments: int | None = None
+    # INVALID_ADDRESS only: when the provider learnt the address was dead (APNs gives
+    # it with 410). A device registered again after this moment stays active.
+    invalid_since: datetime | None = None
 
 
 class ReceiptEvent(str, Enum):

@@ -202,7 +202,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
             continue
         pending[candidates[0].pk].append(Attempt(record, message, candidates))
 
-    dead_devices: list[int] = []
+    dead_devices: list[tuple[int, datetime | None]] = []
     dead_contacts: list[int] = []
     while pending:
         channel_id = next(iter(pending))
@@ -235,7 +235,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
                 record.segments = result.segments or sms_length(attempt.message.body).segments
             if result.outcome == Outcome.INVALID_ADDRESS:
                 if record.device_id:
-                    dead_devices.append(record.device_id)
+                    dead_devices.append((record.device_id, result.invalid_since))
                 if record.contact_id:
                     dead_contacts.append(record.contact_id)
         logger.info(
@@ -348,6 +348,11 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
         fail(record, Reason.INVALID_ADDRESS, detail, now)
     elif result.outcome == Outcome.PERMANENT:
         fail(record, Reason.PERMANENT_ERROR, detail, now)
+    elif result.outcome == Outcome.DEFERRED:
+        record.attempts = max(record.attempts - 1, 0)
+        record.status, record.reason, record.error_message = RecordStatus.DEFERRED, result.error_code, detail
+        record.next_attempt_at = now + timedelta(
+            seconds=result.retry_after or settings.PUSH_PROVIDER_DEFER_SECONDS)
     elif result.error_code == RATE_LIMITED:
         # Waiting for our own rate limit is not an attempt at the provider.
         record.attempts = max(record.attempts - 1, 0)
@@ -362,10 +367,14 @@ def apply_result(record: PushRecord, channel: Channel, result: SendResult, now: 
         record.next_attempt_at = now + timedelta(seconds=retry_delay(record.attempts, result.retry_after))
 
 
-def deactivate(device_ids: list[int], contact_ids: list[int], now: datetime) -> None:
-    if device_ids:
-        Device.objects.filter(id__in=device_ids).update(
-            is_active=False, deactivated_at=now, deactivation_reason=Reason.INVALID_ADDRESS)
+def deactivate(devices: list[tuple[int, datetime | None]], contact_ids: list[int],
+               now: datetime) -> None:
+    """Deactivate dead addresses; a device registered after it was reported dead stays."""
+    for device_id, invalid_since in devices:
+        dead = Device.objects.filter(id=device_id)
+        if invalid_since is not None:
+            dead = dead.filter(registered_at__lte=invalid_since)
+        dead.update(is_active=False, deactivated_at=now, deactivation_reason=Reason.INVALID_ADDRESS)
     if contact_ids:
         Contact.objects.filter(id__in=contact_ids).update(
             is_active=False, deactivated_at=now, deactivation_reason=Reason.INVALID_ADDRESS)

@@ -4,6 +4,8 @@ from datetime import timedelta
 import pytest
 
 from channels_app.models import Channel, Contact
+from channels_app.providers import REGISTRY
+from channels_app.providers.base import Outcome, Provider, SendResult
 from preferences.models import UserProfile
 from sharestack_push.notifications.models import NotificationType, PushRecord
 from tests.notifications.conftest import add_app_user
@@ -190,3 +192,66 @@ def test_marketing_email_carries_one_click_unsubscribe(db, frozen_clock, post_pu
     [mail] = smtp_server.mails
     assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail.message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
+
+
+class ScriptedAdapter(Provider):
+    """Answers every message with the result a test sets, to test what the pipeline
+    does with results that the fakes cannot produce on demand."""
+
+    key = "scripted"
+    kinds = ("app",)
+    address_kinds = ("fcm",)
+    outcome: dict = {}
+
+    def send(self, messages):
+        return [SendResult(message.record_id, **self.outcome) for message in messages]
+
+
+@pytest.fixture
+def scripted(monkeypatch, db):
+    monkeypatch.setitem(REGISTRY, "scripted", ScriptedAdapter)
+    Channel.objects.create(name="scripted", kind="app", provider="scripted")
+    return ScriptedAdapter
+
+
+def test_device_registered_again_after_the_410_stays_active(scripted, frozen_clock, post_push):
+    device = add_app_user("ann", "tok-1")
+    moment = berlin(12)
+    scripted.outcome = {"outcome": Outcome.INVALID_ADDRESS, "error_code": "Unregistered",
+                        "invalid_since": device.registered_at - timedelta(days=1)}
+    frozen_clock.set(moment)
+    post_push(notification_id="n1", user_id="ann")
+    device.refresh_from_db()
+    assert device.is_active is True
+    assert PushRecord.objects.get().reason == "invalid_address"
+
+
+def test_device_reported_dead_after_its_registration_is_deactivated(scripted, frozen_clock, post_push):
+    device = add_app_user("ann", "tok-1")
+    scripted.outcome = {"outcome": Outcome.INVALID_ADDRESS, "error_code": "Unregistered",
+                        "invalid_since": device.registered_at + timedelta(seconds=1)}
+    frozen_clock.set(berlin(12))
+    post_push(notification_id="n1", user_id="ann")
+    device.refresh_from_db()
+    assert device.is_active is False
+
+
+def test_provider_deferral_waits_without_counting_an_attempt(scripted, frozen_clock, post_push, beat_tick):
+    add_app_user("ann", "tok-1")
+    moment = berlin(12)
+    scripted.outcome = {"outcome": Outcome.DEFERRED, "error_code": "isv.BUSINESS_LIMIT_CONTROL",
+                        "retry_after": 600}
+    frozen_clock.set(moment)
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    assert (record.status, record.reason, record.attempts) == ("deferred", "isv.BUSINESS_LIMIT_CONTROL", 0)
+    assert record.next_attempt_at == moment + timedelta(seconds=600)
+
+    scripted.outcome = {"outcome": Outcome.SENT, "provider_message_id": "m-1"}
+    frozen_clock.set(moment + timedelta(seconds=599))
+    beat_tick()
+    assert PushRecord.objects.get().status == "deferred"
+    frozen_clock.set(moment + timedelta(seconds=600))
+    beat_tick()
+    record = PushRecord.objects.get()
+    assert (record.status, record.attempts, record.provider_message_id) == ("sent", 1, "m-1")
