@@ -2,8 +2,8 @@
 
 Providers are configured to call `/api/v1/callbacks/<channel id>`. The channel's
 adapter checks the signature or secret and parses the report; the records it names
-move forward. A bad signature gets 403 and changes nothing; a report about a message
-we do not know gets 200, so the provider does not retry it, and is logged.
+move forward. A bad signature gets 403 and changes nothing. A report about an unknown
+message is logged and gets 200, so the provider does not send it again.
 """
 import logging
 

@@ -1,9 +1,9 @@
 """Per-channel send rates that hold across every worker process together.
 
-The limit is a generic cell rate algorithm (GCRA) kept in Redis: one key per channel
-holds the theoretical arrival time of the next message, and a Lua script takes as
-many permits as the rate allows in one atomic step, using Redis's own clock so that
-worker clocks do not matter. A channel may send a burst of one second's worth of
+The limit is a generic cell rate algorithm (GCRA) kept in Redis. One key per channel
+contains the theoretical arrival time of the next message. A Lua script takes as many
+permits as the rate allows in one atomic step, and it reads Redis's own clock, so the
+workers' clocks do not matter. A channel may send a burst of one second's worth of
 messages, then one message every 1/rate seconds. Without Redis (the embedded
 defaults), each process keeps its own limit.
 """
@@ -18,24 +18,24 @@ from django.conf import settings
 KEY_PREFIX = "push:rate:"
 
 # KEYS[1]: the channel's key. ARGV: interval between messages in microseconds, the
-# burst in microseconds, the permits wanted. Returns {granted, wait in microseconds}.
+# burst in microseconds, the permits requested. Returns {granted, wait in microseconds}.
 _ACQUIRE = """
 local clock = redis.call('time')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
+local requested = tonumber(ARGV[3])
 local tat = tonumber(redis.call('get', KEYS[1]) or now)
 if tat < now then tat = now end
 local granted = math.floor((burst - (tat - now)) / interval)
-if granted > wanted then granted = wanted end
+if granted > requested then granted = requested end
 if granted < 0 then granted = 0 end
 if granted > 0 then
     tat = tat + granted * interval
     redis.call('set', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
 local wait = 0
-if granted < wanted then wait = tat + interval - burst - now end
+if granted < requested then wait = tat + interval - burst - now end
 return {granted, string.format('%.0f', wait)}
 """
 
@@ -43,7 +43,7 @@ return {granted, string.format('%.0f', wait)}
 @dataclass(frozen=True)
 class Grant:
     granted: int
-    # Seconds until the next permit, when fewer were granted than wanted.
+    # Seconds until the next permit, when fewer were granted than requested.
     wait: float
 
 
@@ -56,9 +56,9 @@ class RedisLimiter:
     def __init__(self, client: redis.Redis) -> None:
         self._acquire = client.register_script(_ACQUIRE)
 
-    def acquire(self, key: str, rate: float, wanted: int) -> Grant:
+    def acquire(self, key: str, rate: float, requested: int) -> Grant:
         interval, burst = intervals(rate)
-        granted, wait = self._acquire(keys=[KEY_PREFIX + key], args=[interval, burst, wanted])
+        granted, wait = self._acquire(keys=[KEY_PREFIX + key], args=[interval, burst, requested])
         return Grant(int(granted), max(int(wait), 0) / 1_000_000)
 
 
@@ -67,15 +67,15 @@ class LocalLimiter:
         self._lock = threading.Lock()
         self._tat: dict[str, int] = {}
 
-    def acquire(self, key: str, rate: float, wanted: int) -> Grant:
+    def acquire(self, key: str, rate: float, requested: int) -> Grant:
         interval, burst = intervals(rate)
         with self._lock:
             now = time.monotonic_ns() // 1000
             tat = max(self._tat.get(key, now), now)
-            granted = max(min((burst - (tat - now)) // interval, wanted), 0)
+            granted = max(min((burst - (tat - now)) // interval, requested), 0)
             tat += granted * interval
             self._tat[key] = tat
-            wait = tat + interval - burst - now if granted < wanted else 0
+            wait = tat + interval - burst - now if granted < requested else 0
             return Grant(granted, max(wait, 0) / 1_000_000)
 
 

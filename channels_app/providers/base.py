@@ -22,8 +22,8 @@ class Outcome(str, Enum):
     INVALID_ADDRESS = "invalid_address"
     # The channel's configuration or credentials are wrong: every message will fail.
     CONFIGURATION = "configuration"
-    # The provider holds this address back for now (a per-number frequency limit, say):
-    # send again after retry_after, without counting a failed attempt.
+    # The provider delays this address for now, for example under a per-number
+    # frequency limit. Send again after retry_after, without counting an attempt.
     DEFERRED = "deferred"
 
 
@@ -31,7 +31,7 @@ class Outcome(str, Enum):
 class OutgoingMessage:
     """One rendered message to one address.
 
-    `options` holds the request's settings for this channel kind, such as an app
+    `options` contains the request's settings for this channel kind, such as an app
     push's icon, sound, badge, click action and buttons, an SMS template code, or a
     WeChat template id; each adapter documents the keys it reads. `variables` are the
     task's template variables, which SMS and WeChat templates take as parameters.
@@ -82,7 +82,7 @@ class ReceiptEvent(str, Enum):
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a provider's callback reports about one message it accepted earlier."""
+    """A provider callback's report about one message it accepted earlier."""
 
     provider_message_id: str
     event: ReceiptEvent
@@ -98,12 +98,12 @@ class Receipt:
 @dataclass
 class CallbackResult:
     receipts: list[Receipt] = field(default_factory=list)
-    # The exact answer the provider expects; None gives an empty 200.
+    # The exact response the provider expects. None sends an empty 200.
     response: HttpResponse | None = None
 
 
 class CallbackRejected(Exception):
-    """A callback failed its signature or secret check; it is answered with 403."""
+    """A callback failed its signature or secret check, so the endpoint returns 403."""
 
 
 class ConfigurationError(Exception):
@@ -147,8 +147,8 @@ class Provider:
         self.timeout = timeout
         # Names this channel in shared caches (access tokens); stable across processes.
         self.channel_key = channel_key
-        # The public URL of this channel's callback endpoint, for providers that are
-        # told where to report status with each message (Twilio's StatusCallback).
+        # The public URL of this channel's callback endpoint, for providers that take a
+        # status URL with each message (Twilio's StatusCallback).
         self.callback_url = callback_url
 
     @classmethod
@@ -186,7 +186,7 @@ class Provider:
         """Check and parse one callback request from the provider.
 
         Raises CallbackRejected when a signature or secret does not match. Adapters
-        whose provider sends no callbacks keep this default, which answers 404.
+        whose provider sends no callbacks keep this default, and the endpoint returns 404.
         """
         raise NotImplementedError
 

@@ -2,7 +2,7 @@
 
 With REDIS_URL set, a token lives in Redis until shortly before it expires. When it
 is missing, one process takes a short lock and fetches it while the others poll for
-the result, so a provider sees one token request however many workers need it.
+the result, so a provider receives one token request however many workers need it.
 Without Redis (the embedded defaults), each process keeps its own tokens.
 """
 import os

@@ -80,7 +80,7 @@ def close_providers() -> None:
 
 
 def address_kind(record: PushRecord) -> str:
-    """The record's address kind; records stored before the field existed lack it."""
+    """Return the record's address kind, derived for records stored before the field."""
     if record.address_kind:
         return record.address_kind
     if record.channel_kind == ChannelKind.APP:
@@ -89,7 +89,7 @@ def address_kind(record: PushRecord) -> str:
 
 
 def candidate_channels(channels: list[Channel], record: PushRecord) -> list[Channel]:
-    """The enabled channels that can send a record, in the order to try them.
+    """List the enabled channels that can send a record, in the order to try them.
 
     A record addressed to a channel itself goes through that channel only. Others may
     go through any channel of their kind whose adapter takes their address kind:
@@ -254,9 +254,10 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
 
 
 def fails_over(result: SendResult) -> bool:
-    """A retryable or configuration failure moves a message on to the next channel.
+    """Decide whether a failure moves a message on to the next channel.
 
-    Our own rate limit does not: the channel works, it is only busy.
+    Retryable and configuration failures do. Our own rate limit does not, because the
+    channel works and is only busy.
     """
     if result.error_code == RATE_LIMITED:
         return False

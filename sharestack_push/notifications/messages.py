@@ -1,8 +1,7 @@
 """Builds the provider-facing message of each claimed record.
 
-Everything that is the same for many records (the rendering per task, kind and
-locale; the notification type's category; the devices' platforms) is loaded once
-per batch.
+Data shared by many records is loaded once per batch: the rendering per task, kind
+and locale, the notification types' categories and the devices' platforms.
 """
 from django.conf import settings
 

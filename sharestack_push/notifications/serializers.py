@@ -124,7 +124,7 @@ class PushSerializer(StrictSerializer):
 
     @staticmethod
     def template_kinds(attrs) -> set[str]:
-        """The channel kinds the request reaches, named channels included."""
+        """Return the channel kinds the request reaches, named channels included."""
         kinds = {name for name in attrs.get("channels", []) if name in ChannelKind.values}
         names = [name for name in attrs.get("channels", []) if name not in ChannelKind.values]
         kinds.update(Channel.objects.filter(name__in=names).values_list("kind", flat=True))
