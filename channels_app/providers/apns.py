@@ -9,10 +9,11 @@ token older than one hour (403 ExpiredProviderToken) and one that changes more o
 than every 20 minutes (429 TooManyProviderTokenUpdates), so every worker shares one
 token per channel through `shared_tokens()` and it is replaced after 50 minutes.
 
-Options read from `OutgoingMessage.options`: sound, badge, category (the app's
-notification category, which defines its action buttons), image (adds
+Options read from `OutgoingMessage.options`: sound, badge, category, image (adds
 mutable-content for a notification service extension), click_action, collapse_key,
-ttl (seconds until APNs discards the notification).
+ttl (seconds until APNs discards the notification). A payload cannot carry action
+buttons: the app registers them under a category id, so `buttons` is not sent and
+`category` names the set to show.
 """
 import asyncio
 import json
@@ -25,19 +26,20 @@ from typing import Any
 
 import httpx
 import jwt
+import redis
 
 from channels_app.providers import aio
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
-from channels_app.providers.tokens import shared_tokens
+from channels_app.providers.tokens import TokenWaitTimeout, shared_tokens
 
 logger = logging.getLogger(__name__)
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
-# cache_seconds() keeps a token for 90% of this, 3000 s: past Apple's 20-minute
-# minimum between token changes and well within its one-hour maximum age.
+# cache_seconds() keeps a token for 90% of this, which is 3000 s. That is past Apple's
+# 20-minute minimum between token changes and well within its one-hour maximum age.
 TOKEN_LIFETIME_SECONDS = 3300.0
-# Used when a message sets no ttl; FCM keeps an undelivered message as long.
+# Used when a message sets no ttl: four weeks, the same as FCM's default.
 DEFAULT_TTL_SECONDS = 28 * 24 * 3600
 PRIORITY_IMMEDIATE = "10"
 PRIORITY_POWER_AWARE = "5"
@@ -63,8 +65,8 @@ ERROR_CODES: dict[str, Outcome] = {
     # 403
     "BadCertificate": Outcome.CONFIGURATION,
     "BadCertificateEnvironment": Outcome.CONFIGURATION,
-    # The adapter replaces the token and resends once; a second one means our clock
-    # or key is wrong.
+    # The adapter replaces the token and resends once. A second one means that our
+    # clock or key is wrong.
     "ExpiredProviderToken": Outcome.CONFIGURATION,
     "Forbidden": Outcome.CONFIGURATION,
     "InvalidProviderToken": Outcome.CONFIGURATION,
@@ -119,6 +121,12 @@ def parse_error(status: int, body: bytes) -> tuple[str, dict[str, Any]]:
     return str(error.get("reason") or status), error
 
 
+def failed(messages: list[OutgoingMessage], outcome: Outcome, code: str,
+           text: str) -> list[SendResult]:
+    return [SendResult(m.record_id, outcome, error_code=code, error_message=text[:500])
+            for m in messages]
+
+
 def retry_after_seconds(header: str | None) -> float | None:
     if not header:
         return None
@@ -162,7 +170,7 @@ class ApnsProvider(Provider):
         self.base_url = (config.get("base_url") or default_url).rstrip("/")
         self.topic = config["bundle_id"]
         self.concurrency = int(config.get("concurrency", 256))
-        # Without a channel key the token is shared by every channel of this key.
+        # Without a channel key, every adapter for this team and key shares one token.
         owner = self.channel_key or f"apns-{config['team_id']}-{config['key_id']}"
         self.token_key = f"{owner}:provider-token"
         self._verify: ssl.SSLContext | bool = True
@@ -230,30 +238,36 @@ class ApnsProvider(Provider):
     # Sending
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        try:
-            token = self.provider_token()
-        except (ValueError, TypeError, jwt.PyJWTError) as error:
-            return self._signing_failed(messages, error)
-        results = aio.run(self._send_all(messages, token))
-
-        expired_ids = {r.record_id for r in results if r.error_code == "ExpiredProviderToken"}
-        if not expired_ids:
+        token, results = self._send_with_token(messages)
+        expired = {r.record_id for r in results if r.error_code == "ExpiredProviderToken"}
+        if not expired:
             return results
-        # Apple found the shared token too old: replace it for every worker, resend once.
-        logger.warning("apns: provider token expired; signing a new one")
-        shared_tokens().drop(self.token_key, token)
-        retried = aio.run(self._send_all(
-            [m for m in messages if m.record_id in expired_ids], self.provider_token()
-        ))
+
+        # APNs found the shared token too old, so replace it for every worker and
+        # resend the rejected messages once.
+        logger.warning("apns: provider token for key %s expired, signing a new one",
+                       self.config["key_id"])
+        try:
+            shared_tokens().drop(self.token_key, token)
+        except redis.RedisError as error:
+            logger.error("apns: dropping the expired provider token failed: %s", error)
+        _, retried = self._send_with_token([m for m in messages if m.record_id in expired])
         retried_by_id = {r.record_id: r for r in retried}
         return [retried_by_id.get(r.record_id, r) for r in results]
 
-    @staticmethod
-    def _signing_failed(messages: list[OutgoingMessage], error: Exception) -> list[SendResult]:
-        logger.error("apns: signing the provider token failed: %s", type(error).__name__)
-        text = "signing the provider token with credentials.private_key failed"
-        return [SendResult(m.record_id, Outcome.CONFIGURATION, error_code="token_signing_failed",
-                           error_message=text) for m in messages]
+    def _send_with_token(self, messages: list[OutgoingMessage]) -> tuple[str, list[SendResult]]:
+        """Send with the shared provider token and return that token with the results."""
+        try:
+            token = self.provider_token()
+        except (ValueError, TypeError, jwt.PyJWTError) as error:
+            logger.error("apns: signing the provider token failed: %s", type(error).__name__)
+            return "", failed(messages, Outcome.CONFIGURATION, "token_signing_failed",
+                              "signing the provider token with credentials.private_key "
+                              "failed. Check that it is the PEM text of the .p8 key.")
+        except (TokenWaitTimeout, redis.RedisError) as error:
+            logger.error("apns: reading the shared provider token failed: %s", error)
+            return "", failed(messages, Outcome.RETRYABLE, "token_cache_failed", str(error))
+        return token, aio.run(self._send_all(messages, token))
 
     async def _http(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
@@ -275,11 +289,16 @@ class ApnsProvider(Provider):
 
     async def _post(self, client: httpx.AsyncClient, message: OutgoingMessage,
                     token: str) -> SendResult:
-        body = json.dumps(self.payload(message), ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        try:
+            body = json.dumps(self.payload(message), ensure_ascii=False,
+                              separators=(",", ":")).encode()
+            headers = self.headers(message, token)
+        except (TypeError, ValueError) as error:
+            return SendResult(message.record_id, Outcome.PERMANENT, error_code="invalid_options",
+                              error_message=f"the message cannot be encoded: {error}"[:500])
         try:
             response = await client.post(f"/3/device/{message.address}", content=body,
-                                         headers=self.headers(message, token))
+                                         headers=headers)
         except httpx.HTTPError as error:
             return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
                               error_message=str(error)[:500] or type(error).__name__)
@@ -294,7 +313,7 @@ class ApnsProvider(Provider):
         return SendResult(
             message.record_id, classify(response.status_code, reason),
             provider_message_id=apns_id, error_code=reason,
-            error_message=f"APNs answered {response.status_code} {reason}",
+            error_message=f"APNs returned {response.status_code} {reason}",
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
             response_data=response_data,
         )

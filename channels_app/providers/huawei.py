@@ -1,9 +1,9 @@
 """Huawei Push Kit (HMS Core) for Android devices, over its v1 REST API.
 
 One request sends one message to up to 1000 device tokens, so the adapter groups a
-batch by identical content and posts each group in chunks of 1000. The answer holds
-one `requestId` for the whole request; it becomes every record's provider message id,
-and a delivery receipt names it together with the device token.
+batch by identical content and posts each group in chunks of 1000. The response
+contains one `requestId` for the whole request. It becomes the provider message id of
+every record in the request, and a delivery receipt names it with the device token.
 
 The OAuth 2.0 access token comes from the client credentials grant and is shared by
 every worker through `shared_tokens()`.
@@ -20,10 +20,11 @@ import json
 import logging
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import redis
 from django.http import HttpRequest, JsonResponse
 
 from channels_app.providers.base import (
@@ -36,7 +37,7 @@ from channels_app.providers.base import (
     ReceiptEvent,
     SendResult,
 )
-from channels_app.providers.tokens import shared_tokens
+from channels_app.providers.tokens import TokenWaitTimeout, shared_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,12 @@ ERROR_CODES: dict[str, Outcome] = {
     "80100017": Outcome.RETRYABLE,  # more than 100 topic tasks are running
     "80100018": Outcome.PERMANENT,  # the review signature does not match
     "80200001": Outcome.CONFIGURATION,  # OAuth authentication failed
-    # The adapter fetches a new token and resends once; a second one is a config error.
+    # The adapter fetches a new token and resends once, so a second one is a
+    # configuration error.
     TOKEN_EXPIRED: Outcome.CONFIGURATION,
     "80300002": Outcome.CONFIGURATION,  # the app may not send push messages
-    # Every token in the request is invalid. NOTE: Push Kit also answers this when
-    # the tokens belong to another app, so a wrong app_id deactivates devices.
+    # Every token in the request is invalid. NOTE: Push Kit also returns this code
+    # when the tokens belong to another app, so a wrong app_id deactivates devices.
     "80300007": Outcome.INVALID_ADDRESS,
     "80300008": Outcome.PERMANENT,  # the body exceeds 4096 bytes, tokens excluded
     "80300010": Outcome.PERMANENT,  # more tokens than a request may carry
@@ -73,7 +75,7 @@ ERROR_CODES: dict[str, Outcome] = {
     "80600003": Outcome.CONFIGURATION,  # the OAuth service rejected the client
     "81000001": Outcome.RETRYABLE,  # internal error
 }
-# Used when the body carries no known code, such as flow control answers.
+# Used when the body carries no known code, such as a flow control response.
 STATUS_CODES: dict[int, Outcome] = {
     400: Outcome.PERMANENT,
     401: Outcome.CONFIGURATION,
@@ -82,7 +84,7 @@ STATUS_CODES: dict[int, Outcome] = {
     429: Outcome.RETRYABLE,
 }
 
-# Receipt states from Push Kit's message receipt guide; any other is a failure.
+# Receipt states from Push Kit's message receipt guide. Any other state is a failure.
 RECEIPT_DELIVERED = 0
 RECEIPT_APP_NOT_INSTALLED = 2
 RECEIPT_STATES = {
@@ -117,7 +119,7 @@ def retry_after_seconds(header: str | None) -> float | None:
 
 
 def illegal_tokens(msg: Any) -> set[str]:
-    """Return the tokens that a partial success answer lists as invalid.
+    """Return the tokens that a partial success response lists as invalid.
 
     Push Kit puts a JSON document into the `msg` string, such as
     {"success": 1, "failure": 1, "illegal_tokens": ["..."]}.
@@ -141,6 +143,16 @@ class HuaweiProvider(Provider):
     # The receipt configuration's callback key, which signs X-HUAWEI-CALLBACK-ID.
     optional_credentials = ("callback_key",)
 
+    @classmethod
+    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+        errors = super().validate(config, credentials)
+        if bool(config.get("callback_username")) != bool(credentials.get("callback_key")):
+            errors["credentials.callback_key"] = (
+                "Set config.callback_username and credentials.callback_key together, "
+                "as in the receipt configuration in AppGallery Connect."
+            )
+        return errors
+
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
                  **context: str) -> None:
         super().__init__(config, credentials, timeout, **context)
@@ -150,13 +162,17 @@ class HuaweiProvider(Provider):
         self.token_url = config.get("token_url") or DEFAULT_TOKEN_URL
         owner = self.channel_key or f"huawei-{self.app_id}"
         self.token_key = f"{owner}:access-token"
-        # Retries belong to the pipeline: httpx's transport makes no retries by default.
+        # Retries belong to the pipeline, and httpx's transport makes none by default.
         self._client = httpx.Client(timeout=timeout)
 
     # Access token
 
     def access_token(self) -> str:
-        return shared_tokens().get(self.token_key, self._fetch_token)
+        """Return the shared access token; raise TokenFetchError when none is available."""
+        try:
+            return shared_tokens().get(self.token_key, self._fetch_token)
+        except (TokenWaitTimeout, redis.RedisError) as error:
+            raise TokenFetchError(Outcome.RETRYABLE, "token_cache_failed", str(error)) from None
 
     def _fetch_token(self) -> tuple[str, float]:
         form = {
@@ -173,11 +189,17 @@ class HuaweiProvider(Provider):
             body = response.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):
+            body = {}
         if response.status_code == 200 and body.get("access_token"):
             logger.info("huawei: fetched an access token for app %s", self.app_id)
-            return str(body["access_token"]), float(body.get("expires_in", 3600))
+            try:
+                expires_in = float(body.get("expires_in", 3600))
+            except (TypeError, ValueError):
+                expires_in = 3600.0
+            return str(body["access_token"]), expires_in
         description = f"{body.get('error', '')} {body.get('error_description', '')}".strip()
-        text = f"token request answered {response.status_code}: {description}"[:500]
+        text = f"token request returned {response.status_code}: {description}"[:500]
         if response.status_code in (400, 401, 403):
             raise TokenFetchError(Outcome.CONFIGURATION, "token_rejected", text)
         raise TokenFetchError(Outcome.RETRYABLE, "token_fetch_failed", text)
@@ -187,7 +209,7 @@ class HuaweiProvider(Provider):
     def request_body(self, sample: OutgoingMessage, tokens: list[str]) -> dict[str, Any]:
         options = sample.options
         android: dict[str, Any] = {
-            "urgency": "HIGH" if sample.priority == "high" else "NORMAL",
+            "urgency": "HIGH" if sample.priority in ("high", "urgent") else "NORMAL",
         }
         if options.get("ttl") is not None:
             android["ttl"] = f"{int(options['ttl'])}s"
@@ -241,10 +263,14 @@ class HuaweiProvider(Provider):
         results = self._post(chunk, token)
         if results[0].error_code != TOKEN_EXPIRED:
             return results
-        # The cached token was revoked or outlived its expires_in: fetch once, resend.
-        logger.warning("huawei: access token expired for app %s; fetching a new one",
+        # The shared token was revoked or outlived its expires_in, so fetch a new one
+        # and resend once.
+        logger.warning("huawei: access token for app %s expired, fetching a new one",
                        self.app_id)
-        shared_tokens().drop(self.token_key, token)
+        try:
+            shared_tokens().drop(self.token_key, token)
+        except redis.RedisError as error:
+            logger.error("huawei: dropping the expired access token failed: %s", error)
         try:
             token = self.access_token()
         except TokenFetchError as error:
@@ -258,7 +284,12 @@ class HuaweiProvider(Provider):
                            error_message=str(error)) for m in chunk]
 
     def _post(self, chunk: list[OutgoingMessage], token: str) -> list[SendResult]:
-        body = self.request_body(chunk[0], [m.address for m in chunk])
+        try:
+            body = self.request_body(chunk[0], [m.address for m in chunk])
+        except (TypeError, ValueError) as error:
+            text = f"the message cannot be encoded: {error}"[:500]
+            return [SendResult(m.record_id, Outcome.PERMANENT, error_code="invalid_options",
+                               error_message=text) for m in chunk]
         headers = {"Authorization": f"Bearer {token}",
                    "Content-Type": "application/json;charset=UTF-8"}
         try:
@@ -269,22 +300,22 @@ class HuaweiProvider(Provider):
                                error_message=str(error)[:500] or type(error).__name__)
                     for m in chunk]
         try:
-            answer = response.json()
+            reply = response.json()
         except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        return self._results(chunk, response, answer)
+            reply = {}
+        if not isinstance(reply, dict):
+            reply = {}
+        return self._results(chunk, response, reply)
 
     def _results(self, chunk: list[OutgoingMessage], response: httpx.Response,
-                 answer: dict[str, Any]) -> list[SendResult]:
-        code = str(answer.get("code") or response.status_code)
-        request_id = str(answer.get("requestId") or "")
+                 reply: dict[str, Any]) -> list[SendResult]:
+        code = str(reply.get("code") or response.status_code)
+        request_id = str(reply.get("requestId") or "")
         if code in (SUCCESS, PARTIAL_SUCCESS):
-            invalid = illegal_tokens(answer.get("msg")) if code == PARTIAL_SUCCESS else set()
+            invalid = illegal_tokens(reply.get("msg")) if code == PARTIAL_SUCCESS else set()
             return [self._accepted(m, request_id, m.address in invalid) for m in chunk]
         outcome = classify(response.status_code, code)
-        text = f"Push Kit answered {code}: {answer.get('msg', '')}".strip(": ")[:500]
+        text = f"Push Kit returned {code}: {reply.get('msg', '')}".strip(": ")[:500]
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         return [SendResult(m.record_id, outcome, provider_message_id=request_id,
                            error_code=code, error_message=text, retry_after=retry_after,
@@ -312,6 +343,8 @@ class HuaweiProvider(Provider):
         except (ValueError, AttributeError):
             statuses = None
         receipts = [receipt for receipt in map(self.receipt, statuses or []) if receipt]
+        # NOTE: the receipt API documents errno and errmsg strings in the response but
+        # no values for success, so "0" and "success" are an assumption.
         response = JsonResponse({"errno": "0", "errmsg": "success"})
         return CallbackResult(receipts, response)
 
@@ -332,7 +365,7 @@ class HuaweiProvider(Provider):
         timestamp, nonce, value = (fields.get(name, "") for name in ("timestamp", "nonce", "value"))
         if not (timestamp.isdigit() and nonce and value):
             raise CallbackRejected("missing or malformed X-HUAWEI-CALLBACK-ID header")
-        # The documents give the timestamp in milliseconds; older ones in seconds.
+        # Current documents give the timestamp in milliseconds, older ones in seconds.
         signed_at = int(timestamp) / 1000 if len(timestamp) > 11 else int(timestamp)
         if abs(time.time() - signed_at) > CALLBACK_MAX_SKEW_SECONDS:
             raise CallbackRejected("the X-HUAWEI-CALLBACK-ID timestamp is too old")
@@ -349,7 +382,7 @@ class HuaweiProvider(Provider):
             return None
         occurred_at = None
         if isinstance(status.get("timestamp"), int):
-            occurred_at = datetime.fromtimestamp(status["timestamp"] / 1000, timezone.utc)
+            occurred_at = datetime.fromtimestamp(status["timestamp"] / 1000, UTC)
         common = {"provider_message_id": str(status["requestId"]),
                   "address": str(status.get("token") or ""), "occurred_at": occurred_at}
         state = status.get("status")
@@ -367,8 +400,10 @@ class HuaweiProvider(Provider):
 
 
 def click_action(target: Any) -> dict[str, Any]:
-    """Build android.notification.click_action: type 1 opens an intent or action,
-    type 2 a URL, type 3 the app."""
+    """Build android.notification.click_action.
+
+    Type 1 opens an intent or an action, type 2 a URL and type 3 the app.
+    """
     if not target:
         return {"type": 3}
     target = str(target)

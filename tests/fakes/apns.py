@@ -14,7 +14,7 @@ APNs it checks, for ``POST /3/device/<hex token>``:
 - the payload: present, JSON, and at most 4096 bytes.
 
 Errors carry APNs' status codes and JSON bodies ``{"reason": ...}`` (with
-``timestamp`` for 410); every answer carries an ``apns-id`` header. `script()`
+``timestamp`` for 410), and every response carries an ``apns-id`` header. `script()`
 queues reasons per device token. `connections` counts accepted TLS connections, so
 a test can prove that a client reuses its connection.
 """
@@ -110,10 +110,10 @@ def device_token() -> str:
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a certificate for 127.0.0.1 and localhost and its key; return both paths."""
+    """Write a certificate for 127.0.0.1 and localhost with its key, and return both paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apns")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -211,7 +211,11 @@ class FakeApns:
                 server.close()
                 for protocol in list(self._protocols):
                     if protocol.transport is not None:
-                        protocol.transport.close()
+                        protocol.transport.abort()
+                # A transport closes its socket on a later turn of the loop.
+                deadline = time.monotonic() + 5
+                while self._protocols and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
                 await server.wait_closed()
 
             asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
@@ -234,7 +238,7 @@ class FakeApns:
     # Test controls, callable from any thread
 
     def script(self, token: str, *reasons: str) -> None:
-        """Queue the answers for the next requests to one device token, in order."""
+        """Queue the reasons for the next requests to one device token, in order."""
         for reason in reasons:
             if reason not in REASONS and reason != SUCCESS:
                 raise ValueError(f"unknown APNs reason {reason!r}")
@@ -400,7 +404,7 @@ class FakeApns:
 
 
 class _H2Protocol(asyncio.Protocol):
-    """One HTTP/2 server connection; each stream is one request."""
+    """One HTTP/2 server connection, in which each stream is one request."""
 
     def __init__(self, fake: FakeApns) -> None:
         self.fake = fake

@@ -3,17 +3,17 @@
 The fake serves plain HTTP on 127.0.0.1:
 
 - ``POST /oauth2/v3/token`` takes the form fields grant_type=client_credentials,
-  client_id and client_secret, and answers ``{"access_token", "expires_in",
+  client_id and client_secret, and returns ``{"access_token", "expires_in",
   "token_type"}`` or HTTP 400 ``{"error": 1101, "sub_error": ..., "error_description"}``.
 - ``POST /v1/<app id>/messages:send`` checks the bearer token (80200001 unknown,
   80200003 expired), the app id (80300002), the message fields (80100001/80100003),
   the token count (1 to 1000, else 80300010) and the body size without the tokens
-  (4096 bytes, else 80300008), then answers ``{"code", "msg", "requestId"}``.
+  (4096 bytes, else 80300008), then returns ``{"code", "msg", "requestId"}``.
 
 `script()` queues outcomes per device token: "illegal_token" makes that token
 invalid in its request (80100000 partial success, or 80300007 when every token is
-invalid); a result code makes the whole request answer that code; "http_503" and
-"http_429" answer flow control without a JSON body. `receipt()` builds a signed
+invalid). A result code fails the whole request with that code, and "http_503" and
+"http_429" return a flow control response without a JSON body. `receipt()` builds a signed
 receipt request for our callback endpoint, as Push Kit sends it.
 """
 
@@ -41,7 +41,7 @@ MAX_BODY_BYTES = 4096
 ILLEGAL_TOKEN = "illegal_token"
 FLOW_CONTROL = {"http_503": 503, "http_429": 429}
 
-# Result codes the fake can be scripted to answer, with their HTTP status and msg.
+# Result codes the fake can be scripted to return, with their HTTP status and msg.
 RESULT_CODES: dict[str, tuple[int, str]] = {
     "80100001": (400, "Some request parameters are incorrect"),
     "80100003": (400, "Incorrect message structure"),
@@ -218,10 +218,10 @@ class FakeHuawei:
         tokens = message.get("token") if isinstance(message, dict) else None
         tokens = tokens if isinstance(tokens, list) else []
         request_id = f"{int(time.time() * 1000)}{next(self._request_ids):06d}"
-        status, answer = self._answer(request, raw, message, tokens)
-        code = str(answer.get("code", status))
-        if answer:
-            answer["requestId"] = request_id
+        status, reply = self._send_reply(request, message, tokens)
+        code = str(reply.get("code", status))
+        if reply:
+            reply["requestId"] = request_id
         with self._lock:
             self._requests.append(ReceivedRequest(
                 [str(t) for t in tokens], message if isinstance(message, dict) else None,
@@ -229,21 +229,21 @@ class FakeHuawei:
         if status in FLOW_CONTROL.values():
             return web.Response(status=status, text="flow control",
                                 headers={"Retry-After": "3"})
-        return json_response(answer, status)
+        return json_response(reply, status)
 
-    def _answer(self, request: web.Request, raw: bytes, message: Any,
-                tokens: list[Any]) -> tuple[int, dict[str, Any]]:
+    def _send_reply(self, request: web.Request, message: Any,
+                    tokens: list[Any]) -> tuple[int, dict[str, Any]]:
         """Check auth, app and message in Push Kit's order, then apply the scripts."""
         problem = self._check_bearer(request.headers.get("Authorization", ""))
         if problem is None and (request.match_info["app_id"] != self.app_id
                                 or request.match_info["method"] != "messages:send"):
             problem = "80300002"
         if problem is None:
-            problem = self._check_message(raw, message, tokens)
+            problem = self._check_message(message, tokens)
         if problem is not None:
             return RESULT_CODES[problem][0], result(problem)
         scripted = {token: self._next_outcome(str(token)) for token in tokens}
-        for token, outcome in scripted.items():
+        for outcome in scripted.values():
             if outcome in FLOW_CONTROL:
                 return FLOW_CONTROL[outcome], {}
             if outcome in RESULT_CODES:
@@ -278,9 +278,10 @@ class FakeHuawei:
                 self._access_tokens[token] = 0.0
 
     @staticmethod
-    def _check_message(raw: bytes, message: Any, tokens: list[Any]) -> str | None:
+    def _check_message(message: Any, tokens: list[Any]) -> str | None:
         if not isinstance(message, dict):
             return "80100003"
+
         targets = [name for name in ("token", "topic", "condition") if message.get(name)]
         if len(targets) != 1:
             return "80100001"
@@ -288,16 +289,19 @@ class FakeHuawei:
             return "80300010"
         if "token" in targets and not all(isinstance(t, str) and t for t in tokens):
             return "80100001"
+
         without_tokens = {**message, "token": []}
         if len(json.dumps(without_tokens).encode()) > MAX_BODY_BYTES:
             return "80300008"
         if "data" in message and not isinstance(message["data"], str):
             return "80100003"
+
         android = message.get("android", {})
         if not isinstance(android, dict):
             return "80100003"
         if android.get("urgency", "NORMAL") not in ("HIGH", "NORMAL"):
             return "80100001"
+
         notification = android.get("notification")
         if notification is None:
             return None if "data" in message else "80100001"

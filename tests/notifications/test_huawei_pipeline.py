@@ -84,7 +84,7 @@ def test_receipt_with_bad_secret_changes_nothing(client, huawei, sent_record):
     assert sent_record.status == "sent"
 
 
-def test_receipt_for_unknown_message_answers_200(client, huawei, sent_record):
+def test_receipt_for_unknown_message_ignored(client, huawei, sent_record):
     status = huawei.receipt_status("hw-1", "no-such-request", 0)
 
     response = post_receipt(client, huawei, [status])

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -20,6 +21,7 @@ from channels_app.providers.apns import (
     retry_after_seconds,
 )
 from channels_app.providers.base import Outcome, OutgoingMessage
+from channels_app.providers.tokens import LocalTokens
 from tests.fakes.apns import FakeApns, device_token
 
 # Written from Apple's table of APNs error reasons, independently of the adapter's.
@@ -380,7 +382,8 @@ def test_connection_reused_across_batches(fake_apns):
 
 def test_untrusted_certificate_is_retryable(fake_apns):
     adapter = build_provider(fake_apns)
-    adapter._verify = True  # the system's CAs, which never signed the fake's cert
+    # The system's CAs, none of which signed the fake's certificate.
+    adapter._verify = True
     try:
         result = send_one(adapter)
     finally:
@@ -492,3 +495,50 @@ def test_fake_checks_token_format_and_headers(fake_apns):
 def test_fake_rejects_unknown_script_reason(fake_apns):
     with pytest.raises(ValueError, match="unknown APNs reason"):
         fake_apns.script(device_token(), "NotAReason")
+
+
+
+class UndroppableTokens(LocalTokens):
+    """A token store whose drop() fails, as when Redis goes away mid-send."""
+
+    def drop(self, key, token):
+        raise redis.ConnectionError("Connection refused")
+
+
+class BrokenTokenStore(UndroppableTokens):
+    """A token store whose Redis is unreachable."""
+
+    def get(self, key, fetch, wait_seconds=0):
+        raise redis.ConnectionError("Connection refused")
+
+
+def test_token_store_down_is_retryable(provider, fake_apns, monkeypatch):
+    monkeypatch.setattr("channels_app.providers.apns.shared_tokens", BrokenTokenStore)
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "token_cache_failed"
+    assert fake_apns.requests == []
+
+
+def test_failed_drop_still_resends_once(provider, fake_apns, monkeypatch):
+    store = UndroppableTokens()
+    monkeypatch.setattr("channels_app.providers.apns.shared_tokens", lambda: store)
+    token = device_token()
+    fake_apns.script(token, "ExpiredProviderToken")
+
+    result = send_one(provider, message(token=token))
+
+    # The expired token stays cached, so the resend is rejected too, and only once.
+    assert result.outcome == Outcome.CONFIGURATION
+    assert result.error_code == "ExpiredProviderToken"
+    assert len(fake_apns.requests) == 2
+
+
+def test_invalid_ttl_option_is_permanent(provider, fake_apns):
+    result = send_one(provider, message(ttl="a day"))
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_options"
+    assert fake_apns.requests == []

@@ -5,9 +5,15 @@ import time
 import uuid
 
 import pytest
+import redis
 from django.test import RequestFactory
 
-from channels_app.providers.base import CallbackRejected, Outcome, OutgoingMessage, ReceiptEvent
+from channels_app.providers.base import (
+    CallbackRejected,
+    Outcome,
+    OutgoingMessage,
+    ReceiptEvent,
+)
 from channels_app.providers.huawei import (
     DEFAULT_BASE_URL,
     DEFAULT_TOKEN_URL,
@@ -17,6 +23,7 @@ from channels_app.providers.huawei import (
     illegal_tokens,
     retry_after_seconds,
 )
+from channels_app.providers.tokens import LocalTokens
 from tests.fakes.huawei import FakeHuawei, callback_header
 
 # Written from Push Kit's result code table, independently of the adapter's.
@@ -466,3 +473,64 @@ def test_fake_requires_click_action_and_title(provider, fake_huawei):
 def test_fake_rejects_unknown_script_outcome(fake_huawei):
     with pytest.raises(ValueError, match="unknown Push Kit outcome"):
         fake_huawei.script("tok-1", "99999999")
+
+
+class UndroppableTokens(LocalTokens):
+    """A token store whose drop() fails, as when Redis goes away mid-send."""
+
+    def drop(self, key, token):
+        raise redis.ConnectionError("Connection refused")
+
+
+class BrokenTokenStore(UndroppableTokens):
+    """A token store whose Redis is unreachable."""
+
+    def get(self, key, fetch, wait_seconds=0):
+        raise redis.ConnectionError("Connection refused")
+
+
+def test_token_store_down_is_retryable(provider, fake_huawei, monkeypatch):
+    monkeypatch.setattr("channels_app.providers.huawei.shared_tokens", BrokenTokenStore)
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "token_cache_failed"
+    assert fake_huawei.requests == []
+
+
+def test_failed_drop_still_resends_once(provider, fake_huawei, monkeypatch):
+    store = UndroppableTokens()
+    monkeypatch.setattr("channels_app.providers.huawei.shared_tokens", lambda: store)
+    fake_huawei.script("tok-1", "80200003")
+
+    result = send_one(provider, message(token="tok-1"))
+
+    # The revoked token stays cached, so the resend is rejected too, and only once.
+    assert result.outcome == Outcome.CONFIGURATION
+    assert result.error_code == "80200003"
+    assert len(fake_huawei.requests) == 2
+
+
+def test_invalid_ttl_option_is_permanent(provider, fake_huawei):
+    result = send_one(provider, message(ttl="a day"))
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_options"
+    assert fake_huawei.requests == []
+
+
+def test_urgent_priority_is_high_urgency(provider, fake_huawei):
+    send_one(provider, message(priority="urgent"))
+
+    assert fake_huawei.requests[0].message["android"]["urgency"] == "HIGH"
+
+
+def test_validate_requires_callback_pair():
+    errors = HuaweiProvider.validate({"app_id": "1", "callback_username": "receipts"},
+                                     {"client_secret": "s"})
+    complete = HuaweiProvider.validate({"app_id": "1", "callback_username": "receipts"},
+                                       {"client_secret": "s", "callback_key": "k"})
+
+    assert set(errors) == {"credentials.callback_key"}
+    assert complete == {}
