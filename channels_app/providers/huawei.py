@@ -9,9 +9,10 @@ The OAuth 2.0 access token comes from the client credentials grant and is shared
 every worker through `shared_tokens()`.
 
 Options read from `OutgoingMessage.options`: icon, sound, image, badge with
-badge_class (the launcher activity that shows it), click_action (a URL, an intent
-URI or an action name; the app opens when it is missing), ttl (seconds),
-collapse_key, bi_tag (echoed in receipts; the notification type when missing).
+badge_class (the launcher activity that shows it), click_action, ttl (seconds),
+collapse_key and bi_tag. A click_action is a URL, an intent URI or an action name,
+and without one a tap opens the app. Receipts echo bi_tag, which defaults to the
+notification type.
 """
 import base64
 import hashlib
