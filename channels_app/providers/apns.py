@@ -21,6 +21,7 @@ import logging
 import ssl
 import time
 import uuid
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -137,6 +138,14 @@ def retry_after_seconds(header: str | None) -> float | None:
     try:
         return max(parsedate_to_datetime(header).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
+        return None
+
+
+def unregistered_at(timestamp: Any) -> datetime | None:
+    """Convert the 410 body's timestamp (milliseconds since the epoch) to a time."""
+    try:
+        return datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
@@ -307,15 +316,18 @@ class ApnsProvider(Provider):
             return SendResult(message.record_id, Outcome.SENT, provider_message_id=apns_id)
         reason, error = parse_error(response.status_code, response.content)
         response_data: dict[str, Any] = {"status": response.status_code}
+        invalid_since = None
         if "timestamp" in error:
-            # For 410, the time APNs learned that the token is no longer valid.
+            # For 410, the time APNs learned that the token is no longer valid, in
+            # milliseconds since the epoch. A device registered after it stays active.
             response_data["timestamp"] = error["timestamp"]
+            invalid_since = unregistered_at(error["timestamp"])
         return SendResult(
             message.record_id, classify(response.status_code, reason),
             provider_message_id=apns_id, error_code=reason,
             error_message=f"APNs returned {response.status_code} {reason}",
             retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            response_data=response_data,
+            response_data=response_data, invalid_since=invalid_since,
         )
 
     def close(self) -> None:

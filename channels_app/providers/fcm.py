@@ -21,6 +21,7 @@ import google.auth.transport.requests
 from google.auth.exceptions import GoogleAuthError, RefreshError
 from google.oauth2 import service_account
 from pyfcm import FCMNotification
+from redis.exceptions import RedisError
 from requests.adapters import HTTPAdapter
 
 from channels_app.providers import aio
@@ -112,7 +113,8 @@ def token_failure(error: Exception) -> tuple[Outcome, str]:
     return Outcome.RETRYABLE, "token_fetch_failed"
 
 
-TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError, TokenWaitTimeout)
+# RedisError: the shared token store is unreachable; the send is retried later.
+TOKEN_ERRORS = (GoogleAuthError, ValueError, OSError, TokenWaitTimeout, RedisError)
 
 
 class FcmProvider(Provider):

@@ -160,6 +160,7 @@ class FakeApns:
         self._public_key = signing_key.public_key()
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[str]] = {}
+        self._unregistered_at: dict[str, float] = {}
         self._requests: list[ReceivedRequest] = []
         # The last accepted provider token and when it was first seen.
         self._current_token: tuple[str, float] | None = None
@@ -245,6 +246,13 @@ class FakeApns:
         with self._lock:
             self._scripts.setdefault(token, deque()).extend(reasons)
 
+    def unregister(self, token: str, at: float) -> None:
+        """Answer the token's next request with 410 Unregistered, invalid since `at`
+        (seconds since the epoch)."""
+        with self._lock:
+            self._unregistered_at[token] = at
+            self._scripts.setdefault(token, deque()).append("Unregistered")
+
     @property
     def requests(self) -> list[ReceivedRequest]:
         with self._lock:
@@ -260,6 +268,7 @@ class FakeApns:
         with self._lock:
             self._requests.clear()
             self._scripts.clear()
+            self._unregistered_at.clear()
             self._current_token = None
             self._expired_tokens.clear()
             self.provider_tokens.clear()
@@ -296,7 +305,9 @@ class FakeApns:
             return status, response_headers, b""
         error: dict[str, Any] = {"reason": reason}
         if status == 410:
-            error["timestamp"] = int(time.time() * 1000)
+            with self._lock:
+                since = self._unregistered_at.pop(token, time.time())
+            error["timestamp"] = int(since * 1000)
         response_headers["content-type"] = "application/json"
         return status, response_headers, json.dumps(error).encode()
 

@@ -61,3 +61,27 @@ def test_unregistered_device_deactivated(apns, post_push):
     device.refresh_from_db()
     assert PushRecord.objects.get().reason == "invalid_address"
     assert device.is_active is False
+
+
+def test_410_older_than_the_registration_keeps_the_device(apns, post_push):
+    token = device_token()
+    device = Device.objects.create(user_id="ines", platform="ios", provider="apns", token=token)
+    apns.unregister(token, at=device.registered_at.timestamp() - 3600)
+
+    post_push(notification_id="ios-3", user_id="ines")
+
+    device.refresh_from_db()
+    record = PushRecord.objects.get()
+    assert (record.status, record.reason) == ("failed", "invalid_address")
+    assert device.is_active is True
+
+
+def test_410_newer_than_the_registration_deactivates(apns, post_push):
+    token = device_token()
+    device = Device.objects.create(user_id="ines", platform="ios", provider="apns", token=token)
+    apns.unregister(token, at=device.registered_at.timestamp() + 60)
+
+    post_push(notification_id="ios-4", user_id="ines")
+
+    device.refresh_from_db()
+    assert device.is_active is False
