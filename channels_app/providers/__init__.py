@@ -1,11 +1,15 @@
 """Provider adapters and the registry that maps provider keys to them."""
+from channels_app.providers.anymail_esp import MailgunProvider, PostmarkProvider
 from channels_app.providers.base import Provider
 from channels_app.providers.console import ConsoleProvider
 from channels_app.providers.fcm import FcmProvider
 from channels_app.providers.smtp import SmtpProvider
 
 REGISTRY: dict[str, type[Provider]] = {
-    provider.key: provider for provider in (ConsoleProvider, SmtpProvider, FcmProvider)
+    provider.key: provider
+    for provider in (
+        ConsoleProvider, SmtpProvider, FcmProvider, MailgunProvider, PostmarkProvider
+    )
 }
 
 

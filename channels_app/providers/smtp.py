@@ -114,8 +114,8 @@ class SmtpProvider(Provider):
             body=message.body,
             from_email=self.config["from_email"],
             to=[message.address],
-            # message.headers carries List-Unsubscribe and List-Unsubscribe-Post for
-            # marketing mail; our Message-ID wins, because it is the provider id.
+            # message.headers contains List-Unsubscribe and List-Unsubscribe-Post for
+            # marketing mail. Our Message-ID wins, because it is the provider id.
             headers={**message.headers, "Message-ID": message_id},
             connection=backend,
         )
