@@ -95,8 +95,12 @@ class PostmarkRequest:
         return {item["Name"]: item["Value"] for item in self.body.get("Headers", [])}
 
 
+# Accepts the message with the text Postmark sends when its delivery is delayed.
+DELAYED = "delayed"
+
+
 class FakePostmark(FakeEspServer):
-    OUTCOMES = frozenset(FAILURES) | {SUCCESS}
+    OUTCOMES = frozenset(FAILURES) | {SUCCESS, DELAYED}
 
     def __init__(self, sender: str = "noreply@push.example.com", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -128,7 +132,7 @@ class FakePostmark(FakeEspServer):
 
         recipient = parseaddr(body["To"])[1]
         name, headers = self.next_outcome(recipient)
-        if name != SUCCESS:
+        if name not in (SUCCESS, DELAYED):
             return self._scripted_failure(name, recipient, headers)
         message_id = str(uuid.uuid4())
         with self.lock:
@@ -139,7 +143,9 @@ class FakePostmark(FakeEspServer):
                 "SubmittedAt": datetime.now(timezone.utc).isoformat(),
                 "MessageID": message_id,
                 "ErrorCode": 0,
-                "Message": "OK",
+                "Message": "Message accepted, but delivery may be delayed."
+                if name == DELAYED
+                else "OK",
             },
             headers=headers,
         )
