@@ -96,7 +96,7 @@ def fallback_outcome(status: int | None) -> Outcome:
 
 
 class AnymailProvider(Provider):
-    """One ESP account behind an anymail backend; subclasses name the ESP's parts."""
+    """One ESP account behind an anymail backend. Each subclass names one ESP's parts."""
 
     kinds = ("email",)
     address_kinds = ("email",)
@@ -109,7 +109,7 @@ class AnymailProvider(Provider):
     default_api_url: ClassVar[str]
     api_key_name: ClassVar[str]
     webhook_view: ClassVar[type[AnymailCoreWebhookView]]
-    # The ESP's answers, from anymail's per-recipient status or the error response,
+    # The ESP's responses, from anymail's per-recipient status or the error body,
     # mapped to our outcome. Codes missing here fall back to the HTTP status.
     CODES: ClassVar[dict[str, Outcome]]
 
@@ -129,7 +129,9 @@ class AnymailProvider(Provider):
             errors["config.api_url"] = "Must be an http or https URL."
         concurrency = config.get("concurrency")
         if concurrency is not None and (
-            not isinstance(concurrency, int) or not 0 < concurrency <= MAX_CONCURRENCY
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 0 < concurrency <= MAX_CONCURRENCY
         ):
             errors["config.concurrency"] = f"Must be an integer from 1 to {MAX_CONCURRENCY}."
         username = credentials.get("webhook_username")
@@ -171,7 +173,7 @@ class AnymailProvider(Provider):
             **self.backend_options(),
         )
         # anymail merges the global ANYMAIL["SEND_DEFAULTS"] setting into every
-        # message whatever the keyword arguments say, so drop it here.
+        # message whatever the keyword arguments contain, so drop it here.
         connection.send_defaults = {}
         connection.open()
         return connection
@@ -214,6 +216,12 @@ class AnymailProvider(Provider):
         if not message.address:
             return SendResult(message.record_id, Outcome.INVALID_ADDRESS,
                               error_code="no_recipient", error_message="the address is empty")
+        reply_to = message.options.get("reply_to")
+        if reply_to and not valid_sender(reply_to):
+            # Checked here, because anymail's invalid-address error would blame the
+            # recipient and deactivate it.
+            return SendResult(message.record_id, Outcome.PERMANENT, error_code="invalid_reply_to",
+                              error_message=f"options.reply_to is not an email address: {reply_to!r}")
         email = self.build_email(message)
         try:
             email.connection = self._thread_connection()
@@ -233,10 +241,9 @@ class AnymailProvider(Provider):
 
     def recipient_result(self, message: OutgoingMessage, email: EmailMultiAlternatives) -> SendResult:
         status_report = email.anymail_status  # type: ignore[attr-defined]
+        # anymail keys recipients by the address as sent, also where Postmark reports
+        # an inactive address in lower case.
         recipient = status_report.recipients.get(message.address)
-        if recipient is None:
-            # Postmark reports inactive addresses in lower case.
-            recipient = status_report.recipients.get(message.address.lower())
         status = recipient.status if recipient is not None else "unknown"
         outcome = self.CODES.get(status, Outcome.PERMANENT)
         if outcome == Outcome.SENT:
@@ -347,7 +354,7 @@ class AnymailProvider(Provider):
         return event.reject_reason == RejectReason.INVALID
 
 
-# Mailgun names few errors in its bodies; this message marks a bad recipient.
+# Mailgun's error bodies carry only a message, and this one marks a bad recipient.
 MAILGUN_INVALID_RECIPIENT = re.compile(r"\b(to|cc|bcc)'? parameter is not a valid address", re.I)
 
 
@@ -373,7 +380,7 @@ class MailgunProvider(AnymailProvider):
         "401": Outcome.CONFIGURATION,
         "402": Outcome.PERMANENT,
         "403": Outcome.CONFIGURATION,
-        # Mailgun answers 404 for a sender domain that the account does not have.
+        # Mailgun returns 404 for a sender domain that the account does not have.
         "404": Outcome.CONFIGURATION,
         "413": Outcome.PERMANENT,
         "429": Outcome.RETRYABLE,
@@ -399,7 +406,10 @@ class MailgunProvider(AnymailProvider):
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         if request.method == "POST" and not self.credentials.get("webhook_signing_key"):
-            raise CallbackRejected("the channel has no webhook_signing_key")
+            raise CallbackRejected(
+                "webhook_signing_key is missing from the channel's credentials. "
+                "Set it to Mailgun's HTTP webhook signing key"
+            )
         return super().handle_callback(request)
 
     def webhook_options(self) -> dict[str, Any]:
@@ -412,8 +422,8 @@ class MailgunProvider(AnymailProvider):
 
     def is_dead_address(self, event: AnymailTrackingEvent) -> bool:
         # anymail turns a temporary failure into a deferral, so a bounce here is
-        # Mailgun's permanent failure; "bounce" and "suppress-bounce" reasons become
-        # RejectReason.BOUNCED, other reasons (policy, spam blocks) RejectReason.OTHER.
+        # Mailgun's permanent failure. anymail maps the reasons "bounce" and
+        # "suppress-bounce" to RejectReason.BOUNCED and other reasons to OTHER.
         return event.event_type == EventType.BOUNCED and event.reject_reason in (
             RejectReason.BOUNCED, RejectReason.INVALID)
 
@@ -423,7 +433,7 @@ class PostmarkProvider(AnymailProvider):
 
     key = "postmark"
     # message_stream sends on a stream other than the server's default transactional
-    # stream; broadcast_stream is used for marketing messages, as Postmark requires.
+    # stream. Marketing messages go to broadcast_stream, as Postmark requires.
     optional_config = (*AnymailProvider.optional_config, "message_stream", "broadcast_stream")
     required_credentials = ("server_token",)
     backend_path = "anymail.backends.postmark.EmailBackend"
@@ -487,7 +497,10 @@ class PostmarkProvider(AnymailProvider):
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         # Postmark signs nothing, so Basic auth is its only webhook check.
         if request.method == "POST" and not self.credentials.get("webhook_username"):
-            raise CallbackRejected("the channel has no webhook_username and webhook_password")
+            raise CallbackRejected(
+                "webhook_username and webhook_password are missing from the channel's "
+                "credentials. Set them to the Basic auth in Postmark's webhook URL"
+            )
         return super().handle_callback(request)
 
     def is_dead_address(self, event: AnymailTrackingEvent) -> bool:

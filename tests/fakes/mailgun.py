@@ -1,9 +1,10 @@
 """A local fake of Mailgun's Messages API on 127.0.0.1, for tests.
 
-``POST /v3/<domain>/messages`` checks what Mailgun checks, in its order: HTTP Basic
-auth with the user ``api`` and the account's API key (401 ``Forbidden`` otherwise),
-a sender domain the account has (404 ``Domain not found``), then the form fields
-``from``, ``to``, ``subject`` and ``text`` or ``html`` (400 with Mailgun's message).
+``POST /v3/<domain>/messages`` checks what Mailgun checks, in its order. First comes
+HTTP Basic auth with the user ``api`` and the account's API key (401 ``Forbidden``
+otherwise). Then the sender domain must belong to the account (404 ``Domain not
+found``). Last, the form needs ``from``, ``to``, ``subject`` and ``text`` or ``html``
+(400 with Mailgun's message).
 An accepted message gets Mailgun's body ``{"id": "<...>", "message": "Queued. Thank
 you."}``. The form may be urlencoded or multipart, as Mailgun takes both.
 

@@ -43,7 +43,8 @@ def inactive_message(address: str) -> str:
 @dataclass(frozen=True)
 class PostmarkFailure:
     http_status: int
-    # None sends a plain-text body without an ErrorCode, as Postmark's front end does.
+    # None sends a plain-text body without an ErrorCode, as a proxy in front of the
+    # API would for an outage.
     error_code: int | None
     message: str
 
@@ -77,6 +78,8 @@ FAILURES: dict[str, PostmarkFailure] = {
     "429": PostmarkFailure(429, 429, "Rate limit exceeded."),
     "http_500": PostmarkFailure(500, None, "Internal Server Error"),
     "http_503": PostmarkFailure(503, None, "Service Unavailable"),
+    # An ErrorCode that the adapter's table does not name.
+    "unlisted": PostmarkFailure(422, 1101, "Temporary processing failure."),
     "inactive": PostmarkFailure(422, 406, ""),
     "invalid_to": PostmarkFailure(422, 300, ""),
 }

@@ -7,7 +7,11 @@ import pytest
 from django.test import Client, override_settings
 
 from channels_app.models import Channel, Contact
-from channels_app.providers.anymail_esp import MailgunProvider
+from channels_app.providers.anymail_esp import (
+    MailgunProvider,
+    fallback_outcome,
+    retry_after_seconds,
+)
 from channels_app.providers.base import Outcome, OutgoingMessage
 from sharestack_push.notifications.models import PushRecord, PushTask
 from tests.fakes.mailgun import FakeMailgun, event_data
@@ -128,6 +132,14 @@ def test_reply_to_option_overrides_config(fake_mailgun):
     assert received.headers["Reply-To"] == "orders@example.com"
 
 
+def test_invalid_reply_to_option_is_permanent(provider, fake_mailgun):
+    result = send_one(provider, options={"reply_to": "not an address"})
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_reply_to"
+    assert fake_mailgun.request_count == 0
+
+
 def test_sender_domain_from_config(fake_mailgun):
     adapter = build_provider(fake_mailgun, from_email="noreply@example.com",
                              sender_domain="mg.example.com")
@@ -179,6 +191,33 @@ def test_error_code_outcome(provider, fake_mailgun, code):
     assert result.outcome == EXPECTED_OUTCOMES[code]
     assert result.error_code == code
     assert fake_mailgun.messages == []
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(None, Outcome.RETRYABLE), (429, Outcome.RETRYABLE), (507, Outcome.RETRYABLE),
+     (401, Outcome.CONFIGURATION), (403, Outcome.CONFIGURATION),
+     (409, Outcome.PERMANENT), (422, Outcome.PERMANENT)],
+)
+def test_fallback_outcome_by_status(status, outcome):
+    assert fallback_outcome(status) == outcome
+
+
+@pytest.mark.parametrize("header", [None, "", "soon", "-5"])
+def test_retry_after_unusable_values(header):
+    assert retry_after_seconds(header) in (None, 0.0)
+
+
+def test_unsupported_feature_is_permanent(fake_mailgun):
+    # Mailgun writes broken From headers for non-ASCII local parts, so anymail
+    # rejects them before any request.
+    adapter = build_provider(fake_mailgun, from_email="nöreply@mg.example.com")
+
+    result = send_one(adapter)
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_message"
+    assert fake_mailgun.request_count == 0
 
 
 def test_rate_limit_uses_retry_after(provider, fake_mailgun):
@@ -312,6 +351,7 @@ def test_validate_names_missing_fields():
         ({"from_email": FROM_EMAIL, "reply_to": "nobody"}, "config.reply_to"),
         ({"from_email": FROM_EMAIL, "api_url": "ftp://x"}, "config.api_url"),
         ({"from_email": FROM_EMAIL, "concurrency": 0}, "config.concurrency"),
+        ({"from_email": FROM_EMAIL, "concurrency": True}, "config.concurrency"),
         ({"from_email": FROM_EMAIL, "api_key": "key-1"}, "config.api_key"),
     ],
 )

@@ -206,6 +206,16 @@ def test_inactive_recipient_message_kept(provider, fake_postmark):
     assert result.response_data == {"status": 422}
 
 
+def test_unlisted_code_falls_back_to_status(provider, fake_postmark):
+    fake_postmark.script("ada@example.com", "unlisted")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "1101"
+    assert result.response_data == {"status": 422}
+
+
 def test_rate_limit_uses_retry_after(provider, fake_postmark):
     fake_postmark.script("ada@example.com", ("429", 30))
 
