@@ -10,6 +10,7 @@ rendered content, so a batch is sent concurrently over one requests session per
 worker thread. Tracking webhooks are checked and parsed by anymail's own webhook
 views for the ESP, built with this channel's secrets.
 """
+
 import logging
 import re
 import threading
@@ -114,17 +115,24 @@ class AnymailProvider(Provider):
     CODES: ClassVar[dict[str, Outcome]]
 
     @classmethod
-    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+    def validate(
+        cls, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> dict[str, str]:
         errors = super().validate(config, credentials)
         for name in ("from_email", "reply_to"):
-            if name in config and f"config.{name}" not in errors and not valid_sender(config[name]):
+            if (
+                name in config
+                and f"config.{name}" not in errors
+                and not valid_sender(config[name])
+            ):
                 errors[f"config.{name}"] = (
                     "Must be an email address, optionally with a name: "
                     "'ShareStack <noreply@example.com>'."
                 )
         api_url = config.get("api_url")
         if api_url is not None and (
-            not isinstance(api_url, str) or urlsplit(api_url).scheme not in ("http", "https")
+            not isinstance(api_url, str)
+            or urlsplit(api_url).scheme not in ("http", "https")
         ):
             errors["config.api_url"] = "Must be an http or https URL."
         concurrency = config.get("concurrency")
@@ -133,7 +141,9 @@ class AnymailProvider(Provider):
             or not isinstance(concurrency, int)
             or not 0 < concurrency <= MAX_CONCURRENCY
         ):
-            errors["config.concurrency"] = f"Must be an integer from 1 to {MAX_CONCURRENCY}."
+            errors["config.concurrency"] = (
+                f"Must be an integer from 1 to {MAX_CONCURRENCY}."
+            )
         username = credentials.get("webhook_username")
         if bool(username) != bool(credentials.get("webhook_password")):
             errors["credentials.webhook_password"] = (
@@ -143,8 +153,13 @@ class AnymailProvider(Provider):
             errors["credentials.webhook_username"] = "Must not contain a colon."
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
-                 **context: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        **context: str,
+    ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.concurrency = int(config.get("concurrency", DEFAULT_CONCURRENCY))
         self._lock = threading.Lock()
@@ -214,14 +229,22 @@ class AnymailProvider(Provider):
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         if not message.address:
-            return SendResult(message.record_id, Outcome.INVALID_ADDRESS,
-                              error_code="no_recipient", error_message="the address is empty")
+            return SendResult(
+                message.record_id,
+                Outcome.INVALID_ADDRESS,
+                error_code="no_recipient",
+                error_message="the address is empty",
+            )
         reply_to = message.options.get("reply_to")
         if reply_to and not valid_sender(reply_to):
             # Checked here, because anymail's invalid-address error would blame the
             # recipient and deactivate it.
-            return SendResult(message.record_id, Outcome.PERMANENT, error_code="invalid_reply_to",
-                              error_message=f"options.reply_to is not an email address: {reply_to!r}")
+            return SendResult(
+                message.record_id,
+                Outcome.PERMANENT,
+                error_code="invalid_reply_to",
+                error_message=f"options.reply_to is not an email address: {reply_to!r}",
+            )
         email = self.build_email(message)
         try:
             email.connection = self._thread_connection()
@@ -235,11 +258,17 @@ class AnymailProvider(Provider):
                 outcome, code = Outcome.INVALID_ADDRESS, "invalid_address"
             else:
                 outcome, code = Outcome.PERMANENT, "invalid_message"
-            return SendResult(message.record_id, outcome, error_code=code,
-                              error_message=str(error).splitlines()[0][:500])
+            return SendResult(
+                message.record_id,
+                outcome,
+                error_code=code,
+                error_message=str(error).splitlines()[0][:500],
+            )
         return self.recipient_result(message, email)
 
-    def recipient_result(self, message: OutgoingMessage, email: EmailMultiAlternatives) -> SendResult:
+    def recipient_result(
+        self, message: OutgoingMessage, email: EmailMultiAlternatives
+    ) -> SendResult:
         status_report = email.anymail_status  # type: ignore[attr-defined]
         # anymail keys recipients by the address as sent, also where Postmark reports
         # an inactive address in lower case.
@@ -247,32 +276,61 @@ class AnymailProvider(Provider):
         status = recipient.status if recipient is not None else "unknown"
         outcome = self.CODES.get(status, Outcome.PERMANENT)
         if outcome == Outcome.SENT:
-            message_id = (recipient.message_id if recipient else None) or status_report.message_id
-            return SendResult(message.record_id, Outcome.SENT, provider_message_id=str(message_id))
+            message_id = (
+                recipient.message_id if recipient else None
+            ) or status_report.message_id
+            return SendResult(
+                message.record_id, Outcome.SENT, provider_message_id=str(message_id)
+            )
         response = status_report.esp_response
         text = self.error_text(response_json(response), response.text)[:500]
-        logger.warning("%s: record %s not sent, recipient status %s: %s",
-                       self.key, message.record_id, status, text)
-        return SendResult(message.record_id, outcome, error_code=status, error_message=text,
-                          response_data={"status": response.status_code})
+        logger.warning(
+            "%s: record %s not sent, recipient status %s: %s",
+            self.key,
+            message.record_id,
+            status,
+            text,
+        )
+        return SendResult(
+            message.record_id,
+            outcome,
+            error_code=status,
+            error_message=text,
+            response_data={"status": response.status_code},
+        )
 
-    def api_error(self, message: OutgoingMessage, error: AnymailRequestsAPIError) -> SendResult:
+    def api_error(
+        self, message: OutgoingMessage, error: AnymailRequestsAPIError
+    ) -> SendResult:
         response = error.response
         if response is None:
             # Connection refused, reset or timed out: anymail wraps the requests error.
             cause = error.__cause__ or error
-            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
-                              error_message=str(cause)[:500] or type(cause).__name__)
+            return SendResult(
+                message.record_id,
+                Outcome.RETRYABLE,
+                error_code="network",
+                error_message=str(cause)[:500] or type(cause).__name__,
+            )
         status = response.status_code
         body = response_json(response)
         code = self.error_code(status, body, response.text)
         outcome = self.CODES.get(code) or fallback_outcome(status)
         text = self.error_text(body, response.text)[:500]
         log = logger.error if outcome == Outcome.CONFIGURATION else logger.warning
-        log("%s: send of record %s failed with HTTP %s (%s): %s",
-            self.key, message.record_id, status, code, text)
+        log(
+            "%s: send of record %s failed with HTTP %s (%s): %s",
+            self.key,
+            message.record_id,
+            status,
+            code,
+            text,
+        )
         return SendResult(
-            message.record_id, outcome, error_code=code, error_message=text,
+            message.record_id,
+            outcome,
+            error_code=code,
+            error_message=text,
             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             response_data={"status": status},
         )
@@ -300,7 +358,11 @@ class AnymailProvider(Provider):
         """Return the keyword arguments for anymail's webhook view of this channel."""
         username = self.credentials.get("webhook_username")
         password = self.credentials.get("webhook_password")
-        return {"webhook_secret": [f"{username}:{password}"] if username and password else []}
+        return {
+            "webhook_secret": [f"{username}:{password}"]
+            if username and password
+            else []
+        }
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         if request.method == "HEAD":
@@ -330,13 +392,21 @@ class AnymailProvider(Provider):
         if event.event_type in OPT_OUT_EVENTS:
             # NOTE: a complaint or unsubscribe is only logged. Turning it into a
             # marketing opt-out belongs to the preferences service.
-            logger.warning("%s: %s event for message %s", self.key, event.event_type,
-                           event.message_id)
+            logger.warning(
+                "%s: %s event for message %s",
+                self.key,
+                event.event_type,
+                event.message_id,
+            )
             return None
         receipt_event = EVENT_RECEIPTS.get(event.event_type)
         if receipt_event is None or not event.message_id:
-            logger.debug("%s: skipped %s event for message %s", self.key, event.event_type,
-                         event.message_id)
+            logger.debug(
+                "%s: skipped %s event for message %s",
+                self.key,
+                event.event_type,
+                event.message_id,
+            )
             return None
         if receipt_event != ReceiptEvent.FAILED:
             return Receipt(event.message_id, receipt_event, occurred_at=event.timestamp)
@@ -355,7 +425,9 @@ class AnymailProvider(Provider):
 
 
 # Mailgun's error bodies carry only a message, and this one marks a bad recipient.
-MAILGUN_INVALID_RECIPIENT = re.compile(r"\b(to|cc|bcc)'? parameter is not a valid address", re.I)
+MAILGUN_INVALID_RECIPIENT = re.compile(
+    r"\b(to|cc|bcc)'? parameter is not a valid address", re.IGNORECASE
+)
 
 
 class MailgunProvider(AnymailProvider):
@@ -364,13 +436,16 @@ class MailgunProvider(AnymailProvider):
     key = "mailgun"
     optional_config = (*AnymailProvider.optional_config, "sender_domain")
     required_credentials = ("api_key",)
-    optional_credentials = (*AnymailProvider.optional_credentials, "webhook_signing_key")
+    optional_credentials = (
+        *AnymailProvider.optional_credentials,
+        "webhook_signing_key",
+    )
     backend_path = "anymail.backends.mailgun.EmailBackend"
     default_api_url = "https://api.mailgun.net/v3"
     api_key_name = "api_key"
     webhook_view = MailgunTrackingWebhookView
 
-    CODES = {
+    CODES: ClassVar[dict[str, Outcome]] = {
         # anymail's status for every accepted Mailgun message
         "queued": Outcome.SENT,
         # A 400 whose message names the to address.
@@ -395,7 +470,9 @@ class MailgunProvider(AnymailProvider):
         return {"sender_domain": self.config.get("sender_domain") or None}
 
     def error_code(self, status: int, body: Any, text: str) -> str:
-        if status == 400 and MAILGUN_INVALID_RECIPIENT.search(self.error_text(body, text)):
+        if status == 400 and MAILGUN_INVALID_RECIPIENT.search(
+            self.error_text(body, text)
+        ):
             return "invalid_recipient"
         return str(status)
 
@@ -425,7 +502,9 @@ class MailgunProvider(AnymailProvider):
         # Mailgun's permanent failure. anymail maps the reasons "bounce" and
         # "suppress-bounce" to RejectReason.BOUNCED and other reasons to OTHER.
         return event.event_type == EventType.BOUNCED and event.reject_reason in (
-            RejectReason.BOUNCED, RejectReason.INVALID)
+            RejectReason.BOUNCED,
+            RejectReason.INVALID,
+        )
 
 
 class PostmarkProvider(AnymailProvider):
@@ -434,14 +513,18 @@ class PostmarkProvider(AnymailProvider):
     key = "postmark"
     # message_stream sends on a stream other than the server's default transactional
     # stream. Marketing messages go to broadcast_stream, as Postmark requires.
-    optional_config = (*AnymailProvider.optional_config, "message_stream", "broadcast_stream")
+    optional_config = (
+        *AnymailProvider.optional_config,
+        "message_stream",
+        "broadcast_stream",
+    )
     required_credentials = ("server_token",)
     backend_path = "anymail.backends.postmark.EmailBackend"
     default_api_url = "https://api.postmarkapp.com/"
     api_key_name = "server_token"
     webhook_view = PostmarkTrackingWebhookView
 
-    CODES = {
+    CODES: ClassVar[dict[str, Outcome]] = {
         # anymail's per-recipient status
         "sent": Outcome.SENT,
         # "Message accepted, but delivery may be delayed."
@@ -506,5 +589,7 @@ class PostmarkProvider(AnymailProvider):
     def is_dead_address(self, event: AnymailTrackingEvent) -> bool:
         # anymail gives soft and hard bounces the same reject reason, so read the
         # Type field of Postmark's bounce payload.
-        bounce_type = event.esp_event.get("Type") if isinstance(event.esp_event, dict) else None
+        bounce_type = (
+            event.esp_event.get("Type") if isinstance(event.esp_event, dict) else None
+        )
         return bounce_type == "HardBounce" or super().is_dead_address(event)

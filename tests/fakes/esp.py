@@ -76,7 +76,9 @@ class FakeEspServer:
         if self._loop is None:
             return
         if self._runner is not None:
-            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            cleanup = asyncio.run_coroutine_threadsafe(
+                self._runner.cleanup(), self._loop
+            )
             cleanup.result(10)
             self._runner = None
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -100,7 +102,9 @@ class FakeEspServer:
         for outcome in outcomes:
             name = outcome[0] if isinstance(outcome, tuple) else outcome
             if name not in self.OUTCOMES:
-                raise ValueError(f"unknown outcome {name!r}; use one of {sorted(self.OUTCOMES)}")
+                raise ValueError(
+                    f"unknown outcome {name!r}; use one of {sorted(self.OUTCOMES)}"
+                )
         with self.lock:
             self._scripts.setdefault(address.lower(), deque()).extend(outcomes)
 

@@ -41,17 +41,24 @@ class MailgunFailure:
 # Scriptable outcomes with the status and body that Mailgun sends for them.
 FAILURES: dict[str, MailgunFailure] = {
     "invalid_recipient": MailgunFailure(
-        400, {"message": "to parameter is not a valid address. please check documentation"}
+        400,
+        {"message": "to parameter is not a valid address. please check documentation"},
     ),
     "400": MailgunFailure(
-        400, {"message": "Send options (parameters starting with o:, h:, or v:) are "
-                         "limited to 16 kB total"}
+        400,
+        {
+            "message": "Send options (parameters starting with o:, h:, or v:) are "
+            "limited to 16 kB total"
+        },
     ),
     "401": MailgunFailure(401, "Forbidden"),
     "402": MailgunFailure(402, {"message": "Request failed"}),
     "403": MailgunFailure(
-        403, {"message": "Domain sandbox.example.org is not allowed to send: "
-                         "Free accounts are for test purposes only."}
+        403,
+        {
+            "message": "Domain sandbox.example.org is not allowed to send: "
+            "Free accounts are for test purposes only."
+        },
     ),
     "404": MailgunFailure(404, {"message": "Domain not found: mg.example.com"}),
     "413": MailgunFailure(413, "Request Entity Too Large"),
@@ -78,12 +85,20 @@ class MailgunRequest:
     @property
     def headers(self) -> dict[str, str]:
         """Return the ``h:`` fields, which Mailgun adds as MIME headers."""
-        return {name[2:]: values[0] for name, values in self.fields.items() if name.startswith("h:")}
+        return {
+            name[2:]: values[0]
+            for name, values in self.fields.items()
+            if name.startswith("h:")
+        }
 
     @property
     def variables(self) -> dict[str, str]:
         """Return the ``v:`` fields, Mailgun's custom data, which webhooks return."""
-        return {name[2:]: values[0] for name, values in self.fields.items() if name.startswith("v:")}
+        return {
+            name[2:]: values[0]
+            for name, values in self.fields.items()
+            if name.startswith("v:")
+        }
 
 
 class FakeMailgun(FakeEspServer):
@@ -124,12 +139,18 @@ class FakeMailgun(FakeEspServer):
         if name != SUCCESS:
             failure = FAILURES[name]
             if isinstance(failure.body, str):
-                return web.Response(status=failure.status, text=failure.body, headers=headers)
+                return web.Response(
+                    status=failure.status, text=failure.body, headers=headers
+                )
             return json_response(failure.body, status=failure.status, headers=headers)
-        message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{next(self._ids)}@{self.domain}>"
+        message_id = (
+            f"<{time.strftime('%Y%m%d%H%M%S')}.{next(self._ids)}@{self.domain}>"
+        )
         with self.lock:
             self.messages.append(MailgunRequest(domain, fields, message_id))
-        return json_response({"id": message_id, "message": "Queued. Thank you."}, headers=headers)
+        return json_response(
+            {"id": message_id, "message": "Queued. Thank you."}, headers=headers
+        )
 
     def _authorized(self, header: str) -> bool:
         try:
@@ -144,7 +165,9 @@ class FakeMailgun(FakeEspServer):
             if not fields.get(name):
                 return f"{name} parameter is missing"
         if not (fields.get("text") or fields.get("html") or fields.get("template")):
-            return "Need at least one of 'text', 'html' or 'template' parameters specified"
+            return (
+                "Need at least one of 'text', 'html' or 'template' parameters specified"
+            )
         for name in ("to", "cc", "bcc"):
             for value in fields.get(name, []):
                 for address in value.split(","):
@@ -154,19 +177,29 @@ class FakeMailgun(FakeEspServer):
 
     # Tracking webhooks
 
-    def sign_event(self, event_data: dict[str, Any], signing_key: str | None = None) -> dict[str, Any]:
+    def sign_event(
+        self, event_data: dict[str, Any], signing_key: str | None = None
+    ) -> dict[str, Any]:
         """Wrap event data in a webhook body signed as Mailgun signs it."""
         timestamp = str(int(time.time()))
         token = secrets.token_hex(25)
         key = (signing_key or self.signing_key).encode()
-        signature = hmac.new(key, f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+        signature = hmac.new(
+            key, f"{timestamp}{token}".encode(), hashlib.sha256
+        ).hexdigest()
         return {
-            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "signature": {
+                "timestamp": timestamp,
+                "token": token,
+                "signature": signature,
+            },
             "event-data": event_data,
         }
 
 
-def event_data(event: str, message_id: str, recipient: str, **extra: Any) -> dict[str, Any]:
+def event_data(
+    event: str, message_id: str, recipient: str, **extra: Any
+) -> dict[str, Any]:
     """Build the event-data of a Mailgun tracking webhook for one sent message."""
     return {
         "id": secrets.token_urlsafe(16),

@@ -17,7 +17,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -58,7 +58,9 @@ FAILURES: dict[str, PostmarkFailure] = {
         422, 300, "Invalid metadata content. Field names must be 20 characters or less."
     ),
     "400": PostmarkFailure(
-        422, 400, "The 'From' address you supplied is not a Sender Signature on your account."
+        422,
+        400,
+        "The 'From' address you supplied is not a Sender Signature on your account.",
     ),
     "401": PostmarkFailure(
         422, 401, "Sender signature not confirmed. Please confirm the sender signature."
@@ -66,13 +68,17 @@ FAILURES: dict[str, PostmarkFailure] = {
     "402": PostmarkFailure(422, 402, "Received invalid JSON input."),
     "403": PostmarkFailure(422, 403, "Incompatible JSON."),
     "405": PostmarkFailure(
-        422, 405, "You're not allowed to send messages with this server. Out of credits."
+        422,
+        405,
+        "You're not allowed to send messages with this server. Out of credits.",
     ),
     "409": PostmarkFailure(422, 409, "JSON required."),
     "411": PostmarkFailure(422, 411, "Forbidden attachment type."),
     "412": PostmarkFailure(
-        422, 412, "While your account is pending approval, all recipients must share "
-                  "the same domain as the 'From' address."
+        422,
+        412,
+        "While your account is pending approval, all recipients must share "
+        "the same domain as the 'From' address.",
     ),
     "413": PostmarkFailure(422, 413, "Your account may not send at this time."),
     "429": PostmarkFailure(429, 429, "Rate limit exceeded."),
@@ -122,8 +128,13 @@ class FakePostmark(FakeEspServer):
         self.count_request()
         token = request.headers.get("X-Postmark-Server-Token", "")
         if not hmac.compare_digest(token.encode(), self.server_token.encode()):
-            return json_response({"ErrorCode": 10, "Message": INVALID_TOKEN}, status=401)
-        if request.content_type != "application/json" or "json" not in request.headers.get("Accept", ""):
+            return json_response(
+                {"ErrorCode": 10, "Message": INVALID_TOKEN}, status=401
+            )
+        if (
+            request.content_type != "application/json"
+            or "json" not in request.headers.get("Accept", "")
+        ):
             return self._error(409, "JSON required.")
         try:
             body = json.loads(await request.read())
@@ -139,11 +150,13 @@ class FakePostmark(FakeEspServer):
             return self._scripted_failure(name, recipient, headers)
         message_id = str(uuid.uuid4())
         with self.lock:
-            self.messages.append(PostmarkRequest(body, dict(request.headers), message_id))
+            self.messages.append(
+                PostmarkRequest(body, dict(request.headers), message_id)
+            )
         return json_response(
             {
                 "To": body["To"],
-                "SubmittedAt": datetime.now(timezone.utc).isoformat(),
+                "SubmittedAt": datetime.now(UTC).isoformat(),
                 "MessageID": message_id,
                 "ErrorCode": 0,
                 "Message": "Message accepted, but delivery may be delayed."
@@ -154,19 +167,25 @@ class FakePostmark(FakeEspServer):
         )
 
     @staticmethod
-    def _error(code: int, message: str, status: int = 422,
-               headers: dict[str, str] | None = None) -> web.Response:
-        return json_response({"ErrorCode": code, "Message": message}, status=status,
-                             headers=headers)
+    def _error(
+        code: int,
+        message: str,
+        status: int = 422,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        return json_response(
+            {"ErrorCode": code, "Message": message}, status=status, headers=headers
+        )
 
     def _check_body(self, body: Any) -> web.Response | None:
         if not isinstance(body, dict):
             return self._error(403, "Incompatible JSON.")
         if parseaddr(body.get("From", ""))[1] != self.sender:
             return self._error(
-                400, f"The 'From' address you supplied ({body.get('From')}) is not a Sender "
-                     "Signature on your account. Please add and confirm this address in "
-                     "order to be able to use it in the 'From' field of your messages."
+                400,
+                f"The 'From' address you supplied ({body.get('From')}) is not a Sender "
+                "Signature on your account. Please add and confirm this address in "
+                "order to be able to use it in the 'From' field of your messages.",
             )
         to = body.get("To")
         if not to:
@@ -175,15 +194,19 @@ class FakePostmark(FakeEspServer):
         if not ADDRESS.match(address):
             return self._error(300, f"Invalid 'To' address: '{to}'.")
         if not body.get("TextBody") and not body.get("HtmlBody"):
-            return self._error(300, "Provide either email TextBody or HtmlBody or both.")
+            return self._error(
+                300, "Provide either email TextBody or HtmlBody or both."
+            )
         return None
 
-    def _scripted_failure(self, name: str, recipient: str,
-                          headers: dict[str, str] | None) -> web.Response:
+    def _scripted_failure(
+        self, name: str, recipient: str, headers: dict[str, str] | None
+    ) -> web.Response:
         failure = FAILURES[name]
         if failure.error_code is None:
-            return web.Response(status=failure.http_status, text=failure.message,
-                                headers=headers)
+            return web.Response(
+                status=failure.http_status, text=failure.message, headers=headers
+            )
         message = failure.message
         if name == "inactive":
             message = inactive_message(recipient)
@@ -192,7 +215,9 @@ class FakePostmark(FakeEspServer):
         return self._error(failure.error_code, message, failure.http_status, headers)
 
 
-def bounce_event(message_id: str, recipient: str, bounce_type: str = "HardBounce") -> dict[str, Any]:
+def bounce_event(
+    message_id: str, recipient: str, bounce_type: str = "HardBounce"
+) -> dict[str, Any]:
     """Build Postmark's Bounce webhook body for one sent message."""
     return {
         "RecordType": "Bounce",
@@ -220,13 +245,23 @@ def tracking_event(record_type: str, message_id: str, recipient: str) -> dict[st
         "Metadata": {},
     }
     if record_type == "Delivery":
-        body.update(Recipient=recipient, DeliveredAt="2026-06-10T04:05:06Z",
-                    Details="Test delivery webhook details")
+        body.update(
+            Recipient=recipient,
+            DeliveredAt="2026-06-10T04:05:06Z",
+            Details="Test delivery webhook details",
+        )
     elif record_type in ("Open", "Click"):
-        body.update(Recipient=recipient, ReceivedAt="2026-06-10T04:06:07Z",
-                    UserAgent="Mozilla/5.0")
+        body.update(
+            Recipient=recipient,
+            ReceivedAt="2026-06-10T04:06:07Z",
+            UserAgent="Mozilla/5.0",
+        )
         if record_type == "Click":
-            body.update(OriginalLink="https://push.example.com/orders/7", ClickLocation="HTML")
+            body.update(
+                OriginalLink="https://push.example.com/orders/7", ClickLocation="HTML"
+            )
     else:
-        body.update(Email=recipient, Type="SpamComplaint", BouncedAt="2026-06-10T04:07:08Z")
+        body.update(
+            Email=recipient, Type="SpamComplaint", BouncedAt="2026-06-10T04:07:08Z"
+        )
     return body

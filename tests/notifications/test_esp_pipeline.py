@@ -1,7 +1,8 @@
 """Email end to end through an ESP: push API, pipeline, fake ESP API, tracking webhook."""
+
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.test import Client
 
@@ -21,7 +22,9 @@ def add_email_user(user_id: str, address: str) -> Contact:
 
 def mailgun_channel(fake) -> Channel:
     return Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun",
+        name="mailgun",
+        kind="email",
+        provider="mailgun",
         config={"from_email": "noreply@mg.example.com", "api_url": fake.api_url},
         credentials={"api_key": fake.api_key, "webhook_signing_key": fake.signing_key},
     )
@@ -29,20 +32,26 @@ def mailgun_channel(fake) -> Channel:
 
 def postmark_channel(fake) -> Channel:
     return Channel.objects.create(
-        name="postmark", kind="email", provider="postmark",
+        name="postmark",
+        kind="email",
+        provider="postmark",
         config={"from_email": fake.sender, "api_url": fake.api_url},
-        credentials={"server_token": fake.server_token, "webhook_username": "hooks",
-                     "webhook_password": "hook-password"},
+        credentials={
+            "server_token": fake.server_token,
+            "webhook_username": "hooks",
+            "webhook_password": "hook-password",
+        },
     )
 
 
 def test_mailgun_sends_and_tracks(fake_mailgun, frozen_clock, post_push):
     channel = mailgun_channel(fake_mailgun)
     add_email_user("li", "li@example.com")
-    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=timezone.utc))
+    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=UTC))
 
-    response = post_push(notification_id="mail-1", user_id="li", channels=["email"],
-                         content=SHIPPED)
+    response = post_push(
+        notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED
+    )
 
     assert response.status_code == 202
     [received] = fake_mailgun.messages
@@ -56,9 +65,13 @@ def test_mailgun_sends_and_tracks(fake_mailgun, frozen_clock, post_push):
     assert received.variables == {"record_id": str(record.pk)}
 
     body = fake_mailgun.sign_event(
-        event_data("delivered", received.message_id, "li@example.com"))
-    callback = Client().post(f"/api/v1/callbacks/{channel.pk}", data=json.dumps(body),
-                             content_type="application/json")
+        event_data("delivered", received.message_id, "li@example.com")
+    )
+    callback = Client().post(
+        f"/api/v1/callbacks/{channel.pk}",
+        data=json.dumps(body),
+        content_type="application/json",
+    )
 
     assert callback.status_code == 200
     record.refresh_from_db()
@@ -68,10 +81,11 @@ def test_mailgun_sends_and_tracks(fake_mailgun, frozen_clock, post_push):
 def test_postmark_sends_and_tracks(fake_postmark, frozen_clock, post_push):
     channel = postmark_channel(fake_postmark)
     add_email_user("li", "li@example.com")
-    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=timezone.utc))
+    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=UTC))
 
-    response = post_push(notification_id="mail-1", user_id="li", channels=["email"],
-                         content=SHIPPED)
+    response = post_push(
+        notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED
+    )
 
     assert response.status_code == 202
     [received] = fake_postmark.messages
@@ -85,9 +99,12 @@ def test_postmark_sends_and_tracks(fake_postmark, frozen_clock, post_push):
 
     auth = base64.b64encode(b"hooks:hook-password").decode()
     body = tracking_event("Open", received.message_id, "li@example.com")
-    callback = Client().post(f"/api/v1/callbacks/{channel.pk}", data=json.dumps(body),
-                             content_type="application/json",
-                             HTTP_AUTHORIZATION=f"Basic {auth}")
+    callback = Client().post(
+        f"/api/v1/callbacks/{channel.pk}",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Basic {auth}",
+    )
 
     assert callback.status_code == 200
     record.refresh_from_db()
@@ -98,9 +115,11 @@ def test_postmark_inactive_deactivates_contact(fake_postmark, frozen_clock, post
     postmark_channel(fake_postmark)
     contact = add_email_user("li", "gone@example.com")
     fake_postmark.script("gone@example.com", "inactive")
-    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=timezone.utc))
+    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=UTC))
 
-    post_push(notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED)
+    post_push(
+        notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED
+    )
 
     record = PushRecord.objects.get()
     assert record.status == "failed"
@@ -114,9 +133,11 @@ def test_mailgun_outage_schedules_retry(fake_mailgun, frozen_clock, post_push):
     mailgun_channel(fake_mailgun)
     add_email_user("li", "li@example.com")
     fake_mailgun.script("li@example.com", ("503", 30))
-    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=timezone.utc))
+    frozen_clock.set(datetime(2026, 6, 10, 4, tzinfo=UTC))
 
-    post_push(notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED)
+    post_push(
+        notification_id="mail-1", user_id="li", channels=["email"], content=SHIPPED
+    )
 
     record = PushRecord.objects.get()
     assert record.status == "retrying"

@@ -54,8 +54,12 @@ def provider(fake_mailgun):
     adapter.close()
 
 
-def message(record_id: int = 1, address: str = "ada@example.com", **fields) -> OutgoingMessage:
-    return OutgoingMessage(record_id, address, "Deploy finished", "Build 42 is live.", **fields)
+def message(
+    record_id: int = 1, address: str = "ada@example.com", **fields
+) -> OutgoingMessage:
+    return OutgoingMessage(
+        record_id, address, "Deploy finished", "Build 42 is live.", **fields
+    )
 
 
 def send_one(provider: MailgunProvider, **fields):
@@ -141,8 +145,9 @@ def test_invalid_reply_to_option_is_permanent(provider, fake_mailgun):
 
 
 def test_sender_domain_from_config(fake_mailgun):
-    adapter = build_provider(fake_mailgun, from_email="noreply@example.com",
-                             sender_domain="mg.example.com")
+    adapter = build_provider(
+        fake_mailgun, from_email="noreply@example.com", sender_domain="mg.example.com"
+    )
 
     result = send_one(adapter)
 
@@ -153,7 +158,9 @@ def test_sender_domain_from_config(fake_mailgun):
 def test_batch_results_match_record_ids(provider, fake_mailgun):
     fake_mailgun.script("dead@example.com", "invalid_recipient")
     fake_mailgun.script("busy@example.com", "503")
-    batch = [message(record_id, f"user{record_id}@example.com") for record_id in range(1, 31)]
+    batch = [
+        message(record_id, f"user{record_id}@example.com") for record_id in range(1, 31)
+    ]
     batch += [message(100, "dead@example.com"), message(101, "busy@example.com")]
 
     results = {result.record_id: result for result in provider.send(batch)}
@@ -163,7 +170,10 @@ def test_batch_results_match_record_ids(provider, fake_mailgun):
     assert results[101].outcome == Outcome.RETRYABLE
     assert all(results[record_id].outcome == Outcome.SENT for record_id in range(1, 31))
     assert len(fake_mailgun.messages) == 30
-    assert len({results[record_id].provider_message_id for record_id in range(1, 31)}) == 30
+    assert (
+        len({results[record_id].provider_message_id for record_id in range(1, 31)})
+        == 30
+    )
 
 
 def test_connection_reused_across_batches(provider, fake_mailgun):
@@ -195,9 +205,15 @@ def test_error_code_outcome(provider, fake_mailgun, code):
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(None, Outcome.RETRYABLE), (429, Outcome.RETRYABLE), (507, Outcome.RETRYABLE),
-     (401, Outcome.CONFIGURATION), (403, Outcome.CONFIGURATION),
-     (409, Outcome.PERMANENT), (422, Outcome.PERMANENT)],
+    [
+        (None, Outcome.RETRYABLE),
+        (429, Outcome.RETRYABLE),
+        (507, Outcome.RETRYABLE),
+        (401, Outcome.CONFIGURATION),
+        (403, Outcome.CONFIGURATION),
+        (409, Outcome.PERMANENT),
+        (422, Outcome.PERMANENT),
+    ],
 )
 def test_fallback_outcome_by_status(status, outcome):
     assert fallback_outcome(status) == outcome
@@ -331,17 +347,28 @@ def test_django_settings_ignored(fake_mailgun):
 
 
 def test_validate_accepts_complete_settings():
-    credentials = {"api_key": "key-1", "webhook_signing_key": "sign-1",
-                   "webhook_username": "hooks", "webhook_password": "secret"}
-    settings = {"from_email": FROM_EMAIL, "api_url": "https://api.eu.mailgun.net/v3",
-                "sender_domain": "mg.example.com", "reply_to": "help@example.com",
-                "concurrency": 4}
+    credentials = {
+        "api_key": "key-1",
+        "webhook_signing_key": "sign-1",
+        "webhook_username": "hooks",
+        "webhook_password": "secret",
+    }
+    settings = {
+        "from_email": FROM_EMAIL,
+        "api_url": "https://api.eu.mailgun.net/v3",
+        "sender_domain": "mg.example.com",
+        "reply_to": "help@example.com",
+        "concurrency": 4,
+    }
 
     assert MailgunProvider.validate(settings, credentials) == {}
 
 
 def test_validate_names_missing_fields():
-    assert set(MailgunProvider.validate({}, {})) == {"config.from_email", "credentials.api_key"}
+    assert set(MailgunProvider.validate({}, {})) == {
+        "config.from_email",
+        "credentials.api_key",
+    }
 
 
 @pytest.mark.parametrize(
@@ -370,7 +397,11 @@ def test_validate_needs_both_webhook_secrets():
 
 
 def test_validate_rejects_colon_in_username():
-    credentials = {"api_key": "key-1", "webhook_username": "a:b", "webhook_password": "c"}
+    credentials = {
+        "api_key": "key-1",
+        "webhook_username": "a:b",
+        "webhook_password": "c",
+    }
 
     errors = MailgunProvider.validate({"from_email": FROM_EMAIL}, credentials)
 
@@ -386,7 +417,10 @@ WEBHOOK_PASSWORD = "webhook-password-1"
 @pytest.fixture
 def channel(fake_mailgun, db):
     return Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun", config=config(fake_mailgun),
+        name="mailgun",
+        kind="email",
+        provider="mailgun",
+        config=config(fake_mailgun),
         credentials={
             "api_key": fake_mailgun.api_key,
             "webhook_signing_key": fake_mailgun.signing_key,
@@ -399,15 +433,29 @@ def channel(fake_mailgun, db):
 @pytest.fixture
 def sent_record(channel, fake_mailgun):
     """A record in status sent whose message the fake accepted."""
-    contact = Contact.objects.create(user_id="ada", kind="email", address="ada@example.com")
-    task = PushTask.objects.create(notification_id="n-1", notification_type="order",
-                                   target="user", user_id="ada", channels=["email"])
+    contact = Contact.objects.create(
+        user_id="ada", kind="email", address="ada@example.com"
+    )
+    task = PushTask.objects.create(
+        notification_id="n-1",
+        notification_type="order",
+        target="user",
+        user_id="ada",
+        channels=["email"],
+    )
     adapter = build_provider(fake_mailgun)
     result = send_one(adapter)
     adapter.close()
     return PushRecord.objects.create(
-        task=task, user_id="ada", channel_kind="email", channel=channel, provider="mailgun",
-        address_kind="email", address="ada@example.com", contact=contact, status="sent",
+        task=task,
+        user_id="ada",
+        channel_kind="email",
+        channel=channel,
+        provider="mailgun",
+        address_kind="email",
+        address="ada@example.com",
+        contact=contact,
+        status="sent",
         provider_message_id=result.provider_message_id,
     )
 
@@ -418,20 +466,29 @@ def post_event(channel, body, auth=(WEBHOOK_USER, WEBHOOK_PASSWORD)):
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         headers["HTTP_AUTHORIZATION"] = f"Basic {token}"
-    return client.post(f"/api/v1/callbacks/{channel.pk}", data=json.dumps(body),
-                       content_type="application/json", **headers)
+    return client.post(
+        f"/api/v1/callbacks/{channel.pk}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
 
 
 @pytest.mark.parametrize(
     ("event", "status", "time_field"),
-    [("delivered", "delivered", "delivered_at"), ("opened", "opened", "opened_at"),
-     ("clicked", "clicked", "clicked_at")],
+    [
+        ("delivered", "delivered", "delivered_at"),
+        ("opened", "opened", "opened_at"),
+        ("clicked", "clicked", "clicked_at"),
+    ],
 )
-def test_webhook_moves_record_forward(channel, sent_record, fake_mailgun, event, status,
-                                      time_field):
+def test_webhook_moves_record_forward(
+    channel, sent_record, fake_mailgun, event, status, time_field
+):
     extra = {"url": "https://push.example.com/orders/7"} if event == "clicked" else {}
     body = fake_mailgun.sign_event(
-        event_data(event, sent_record.provider_message_id, "ada@example.com", **extra))
+        event_data(event, sent_record.provider_message_id, "ada@example.com", **extra)
+    )
 
     response = post_event(channel, body)
 
@@ -443,10 +500,18 @@ def test_webhook_moves_record_forward(channel, sent_record, fake_mailgun, event,
 
 def test_permanent_bounce_deactivates_contact(channel, sent_record, fake_mailgun):
     data = event_data(
-        "failed", sent_record.provider_message_id, "ada@example.com", severity="permanent",
+        "failed",
+        sent_record.provider_message_id,
+        "ada@example.com",
+        severity="permanent",
         reason="bounce",
-        **{"delivery-status": {"code": 550, "message": "5.1.1 mailbox does not exist",
-                               "description": "Not delivered"}},
+        **{
+            "delivery-status": {
+                "code": 550,
+                "message": "5.1.1 mailbox does not exist",
+                "description": "Not delivered",
+            }
+        },
     )
 
     response = post_event(channel, fake_mailgun.sign_event(data))
@@ -461,8 +526,13 @@ def test_permanent_bounce_deactivates_contact(channel, sent_record, fake_mailgun
 
 
 def test_temporary_failure_changes_nothing(channel, sent_record, fake_mailgun):
-    data = event_data("failed", sent_record.provider_message_id, "ada@example.com",
-                      severity="temporary", reason="generic")
+    data = event_data(
+        "failed",
+        sent_record.provider_message_id,
+        "ada@example.com",
+        severity="temporary",
+        reason="generic",
+    )
 
     response = post_event(channel, fake_mailgun.sign_event(data))
 
@@ -472,8 +542,12 @@ def test_temporary_failure_changes_nothing(channel, sent_record, fake_mailgun):
 
 
 def test_rejected_fails_without_deactivation(channel, sent_record, fake_mailgun):
-    data = event_data("rejected", sent_record.provider_message_id, "ada@example.com",
-                      reject={"reason": "Sandbox subdomains are for test purposes only"})
+    data = event_data(
+        "rejected",
+        sent_record.provider_message_id,
+        "ada@example.com",
+        reject={"reason": "Sandbox subdomains are for test purposes only"},
+    )
 
     post_event(channel, fake_mailgun.sign_event(data))
 
@@ -497,7 +571,9 @@ def test_complaint_keeps_record(channel, sent_record, fake_mailgun):
 def test_wrong_signature_is_rejected(channel, sent_record, fake_mailgun):
     data = event_data("delivered", sent_record.provider_message_id, "ada@example.com")
 
-    response = post_event(channel, fake_mailgun.sign_event(data, signing_key="other-key"))
+    response = post_event(
+        channel, fake_mailgun.sign_event(data, signing_key="other-key")
+    )
 
     assert response.status_code == 403
     sent_record.refresh_from_db()
@@ -507,7 +583,9 @@ def test_wrong_signature_is_rejected(channel, sent_record, fake_mailgun):
 def test_wrong_basic_auth_is_rejected(channel, sent_record, fake_mailgun):
     data = event_data("delivered", sent_record.provider_message_id, "ada@example.com")
 
-    response = post_event(channel, fake_mailgun.sign_event(data), auth=(WEBHOOK_USER, "guess"))
+    response = post_event(
+        channel, fake_mailgun.sign_event(data), auth=(WEBHOOK_USER, "guess")
+    )
 
     assert response.status_code == 403
     sent_record.refresh_from_db()
@@ -524,9 +602,14 @@ def test_missing_basic_auth_is_rejected(channel, sent_record, fake_mailgun):
 
 def test_signature_alone_when_no_basic_auth(fake_mailgun, db):
     channel = Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun", config=config(fake_mailgun),
-        credentials={"api_key": fake_mailgun.api_key,
-                     "webhook_signing_key": fake_mailgun.signing_key},
+        name="mailgun",
+        kind="email",
+        provider="mailgun",
+        config=config(fake_mailgun),
+        credentials={
+            "api_key": fake_mailgun.api_key,
+            "webhook_signing_key": fake_mailgun.signing_key,
+        },
     )
     body = fake_mailgun.sign_event(event_data("delivered", "<x@mg>", "ada@example.com"))
 
@@ -535,7 +618,10 @@ def test_signature_alone_when_no_basic_auth(fake_mailgun, db):
 
 def test_no_signing_key_rejects_all(fake_mailgun, db):
     channel = Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun", config=config(fake_mailgun),
+        name="mailgun",
+        kind="email",
+        provider="mailgun",
+        config=config(fake_mailgun),
         credentials={"api_key": fake_mailgun.api_key},
     )
     body = fake_mailgun.sign_event(event_data("delivered", "<x@mg>", "ada@example.com"))
@@ -545,7 +631,8 @@ def test_no_signing_key_rejects_all(fake_mailgun, db):
 
 def test_unknown_message_answers_200(channel, sent_record, fake_mailgun):
     body = fake_mailgun.sign_event(
-        event_data("delivered", "<unknown@mg.example.com>", "ada@example.com"))
+        event_data("delivered", "<unknown@mg.example.com>", "ada@example.com")
+    )
 
     response = post_event(channel, body)
 

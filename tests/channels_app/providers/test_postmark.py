@@ -47,7 +47,9 @@ def config(fake: FakePostmark, **extra) -> dict:
 
 def build_provider(fake: FakePostmark, credentials=None, **extra) -> PostmarkProvider:
     return PostmarkProvider(
-        config(fake, **extra), credentials or {"server_token": fake.server_token}, timeout=5
+        config(fake, **extra),
+        credentials or {"server_token": fake.server_token},
+        timeout=5,
     )
 
 
@@ -58,8 +60,12 @@ def provider(fake_postmark):
     adapter.close()
 
 
-def message(record_id: int = 1, address: str = "ada@example.com", **fields) -> OutgoingMessage:
-    return OutgoingMessage(record_id, address, "Deploy finished", "Build 42 is live.", **fields)
+def message(
+    record_id: int = 1, address: str = "ada@example.com", **fields
+) -> OutgoingMessage:
+    return OutgoingMessage(
+        record_id, address, "Deploy finished", "Build 42 is live.", **fields
+    )
 
 
 def send_one(provider: PostmarkProvider, **fields):
@@ -156,7 +162,9 @@ def test_marketing_uses_broadcast_stream(fake_postmark):
 def test_batch_results_match_record_ids(provider, fake_postmark):
     fake_postmark.script("dead@example.com", "inactive")
     fake_postmark.script("busy@example.com", "http_503")
-    batch = [message(record_id, f"user{record_id}@example.com") for record_id in range(1, 31)]
+    batch = [
+        message(record_id, f"user{record_id}@example.com") for record_id in range(1, 31)
+    ]
     batch += [message(100, "dead@example.com"), message(101, "busy@example.com")]
 
     results = {result.record_id: result for result in provider.send(batch)}
@@ -186,7 +194,9 @@ def test_error_code_outcome(provider, fake_postmark, code):
     assert fake_postmark.messages == []
 
 
-@pytest.mark.parametrize(("code", "script"), [("sent", "success"), ("queued", "delayed")])
+@pytest.mark.parametrize(
+    ("code", "script"), [("sent", "success"), ("queued", "delayed")]
+)
 def test_accepted_status_is_sent(provider, fake_postmark, code, script):
     fake_postmark.script("ada@example.com", script)
 
@@ -280,9 +290,11 @@ def test_server_down_is_retryable(provider, fake_postmark):
 
 
 def test_django_settings_ignored(fake_postmark):
-    anymail = {"POSTMARK_SERVER_TOKEN": "settings-token",
-               "POSTMARK_API_URL": "http://127.0.0.1:9/",
-               "POSTMARK_MESSAGE_STREAM": "from-settings"}
+    anymail = {
+        "POSTMARK_SERVER_TOKEN": "settings-token",
+        "POSTMARK_API_URL": "http://127.0.0.1:9/",
+        "POSTMARK_MESSAGE_STREAM": "from-settings",
+    }
     with override_settings(ANYMAIL=anymail):
         result = send_one(build_provider(fake_postmark))
 
@@ -294,10 +306,17 @@ def test_django_settings_ignored(fake_postmark):
 
 
 def test_validate_accepts_complete_settings():
-    settings = {"from_email": FROM_EMAIL, "message_stream": "outbound",
-                "broadcast_stream": "broadcast", "api_url": "https://api.postmarkapp.com/"}
-    credentials = {"server_token": "token", "webhook_username": "hooks",
-                   "webhook_password": "secret"}
+    settings = {
+        "from_email": FROM_EMAIL,
+        "message_stream": "outbound",
+        "broadcast_stream": "broadcast",
+        "api_url": "https://api.postmarkapp.com/",
+    }
+    credentials = {
+        "server_token": "token",
+        "webhook_username": "hooks",
+        "webhook_password": "secret",
+    }
 
     assert PostmarkProvider.validate(settings, credentials) == {}
 
@@ -320,24 +339,44 @@ WEBHOOK_PASSWORD = "webhook-password-2"
 @pytest.fixture
 def channel(fake_postmark, db):
     return Channel.objects.create(
-        name="postmark", kind="email", provider="postmark", config=config(fake_postmark),
-        credentials={"server_token": fake_postmark.server_token,
-                     "webhook_username": WEBHOOK_USER, "webhook_password": WEBHOOK_PASSWORD},
+        name="postmark",
+        kind="email",
+        provider="postmark",
+        config=config(fake_postmark),
+        credentials={
+            "server_token": fake_postmark.server_token,
+            "webhook_username": WEBHOOK_USER,
+            "webhook_password": WEBHOOK_PASSWORD,
+        },
     )
 
 
 @pytest.fixture
 def sent_record(channel, fake_postmark):
     """A record in status sent whose message the fake accepted."""
-    contact = Contact.objects.create(user_id="ada", kind="email", address="ada@example.com")
-    task = PushTask.objects.create(notification_id="n-1", notification_type="order",
-                                   target="user", user_id="ada", channels=["email"])
+    contact = Contact.objects.create(
+        user_id="ada", kind="email", address="ada@example.com"
+    )
+    task = PushTask.objects.create(
+        notification_id="n-1",
+        notification_type="order",
+        target="user",
+        user_id="ada",
+        channels=["email"],
+    )
     adapter = build_provider(fake_postmark)
     result = send_one(adapter)
     adapter.close()
     return PushRecord.objects.create(
-        task=task, user_id="ada", channel_kind="email", channel=channel, provider="postmark",
-        address_kind="email", address="ada@example.com", contact=contact, status="sent",
+        task=task,
+        user_id="ada",
+        channel_kind="email",
+        channel=channel,
+        provider="postmark",
+        address_kind="email",
+        address="ada@example.com",
+        contact=contact,
+        status="sent",
         provider_message_id=result.provider_message_id,
     )
 
@@ -347,17 +386,28 @@ def post_event(channel, body, auth=(WEBHOOK_USER, WEBHOOK_PASSWORD)):
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         headers["HTTP_AUTHORIZATION"] = f"Basic {token}"
-    return Client().post(f"/api/v1/callbacks/{channel.pk}", data=json.dumps(body),
-                         content_type="application/json", **headers)
+    return Client().post(
+        f"/api/v1/callbacks/{channel.pk}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
 
 
 @pytest.mark.parametrize(
     ("record_type", "status", "time_field"),
-    [("Delivery", "delivered", "delivered_at"), ("Open", "opened", "opened_at"),
-     ("Click", "clicked", "clicked_at")],
+    [
+        ("Delivery", "delivered", "delivered_at"),
+        ("Open", "opened", "opened_at"),
+        ("Click", "clicked", "clicked_at"),
+    ],
 )
-def test_webhook_moves_record_forward(channel, sent_record, record_type, status, time_field):
-    body = tracking_event(record_type, sent_record.provider_message_id, "ada@example.com")
+def test_webhook_moves_record_forward(
+    channel, sent_record, record_type, status, time_field
+):
+    body = tracking_event(
+        record_type, sent_record.provider_message_id, "ada@example.com"
+    )
 
     response = post_event(channel, body)
 
@@ -381,7 +431,9 @@ def test_hard_bounce_deactivates_contact(channel, sent_record):
 
 
 def test_soft_bounce_keeps_contact(channel, sent_record):
-    body = bounce_event(sent_record.provider_message_id, "ada@example.com", "SoftBounce")
+    body = bounce_event(
+        sent_record.provider_message_id, "ada@example.com", "SoftBounce"
+    )
 
     post_event(channel, body)
 
@@ -402,7 +454,9 @@ def test_transient_bounce_changes_nothing(channel, sent_record):
 
 
 def test_spam_complaint_keeps_record(channel, sent_record):
-    body = tracking_event("SpamComplaint", sent_record.provider_message_id, "ada@example.com")
+    body = tracking_event(
+        "SpamComplaint", sent_record.provider_message_id, "ada@example.com"
+    )
 
     response = post_event(channel, body)
 
@@ -412,7 +466,9 @@ def test_spam_complaint_keeps_record(channel, sent_record):
 
 
 def test_wrong_password_is_rejected(channel, sent_record):
-    body = tracking_event("Delivery", sent_record.provider_message_id, "ada@example.com")
+    body = tracking_event(
+        "Delivery", sent_record.provider_message_id, "ada@example.com"
+    )
 
     response = post_event(channel, body, auth=(WEBHOOK_USER, "guess"))
 
@@ -422,7 +478,9 @@ def test_wrong_password_is_rejected(channel, sent_record):
 
 
 def test_missing_auth_is_rejected(channel, sent_record):
-    body = tracking_event("Delivery", sent_record.provider_message_id, "ada@example.com")
+    body = tracking_event(
+        "Delivery", sent_record.provider_message_id, "ada@example.com"
+    )
 
     response = post_event(channel, body, auth=None)
 
@@ -433,16 +491,23 @@ def test_missing_auth_is_rejected(channel, sent_record):
 
 def test_no_webhook_secret_rejects_all(fake_postmark, db):
     channel = Channel.objects.create(
-        name="postmark", kind="email", provider="postmark", config=config(fake_postmark),
+        name="postmark",
+        kind="email",
+        provider="postmark",
+        config=config(fake_postmark),
         credentials={"server_token": fake_postmark.server_token},
     )
-    body = tracking_event("Delivery", "00000000-0000-0000-0000-000000000000", "a@example.com")
+    body = tracking_event(
+        "Delivery", "00000000-0000-0000-0000-000000000000", "a@example.com"
+    )
 
     assert post_event(channel, body, auth=None).status_code == 403
 
 
 def test_unknown_message_answers_200(channel, sent_record):
-    body = tracking_event("Delivery", "00000000-0000-0000-0000-000000000000", "a@example.com")
+    body = tracking_event(
+        "Delivery", "00000000-0000-0000-0000-000000000000", "a@example.com"
+    )
 
     response = post_event(channel, body)
 
@@ -453,9 +518,11 @@ def test_unknown_message_answers_200(channel, sent_record):
 
 def test_unreadable_payload_answers_400(channel):
     response = Client().post(
-        f"/api/v1/callbacks/{channel.pk}", data="not json", content_type="application/json",
-        HTTP_AUTHORIZATION="Basic " + base64.b64encode(
-            f"{WEBHOOK_USER}:{WEBHOOK_PASSWORD}".encode()).decode(),
+        f"/api/v1/callbacks/{channel.pk}",
+        data="not json",
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic "
+        + base64.b64encode(f"{WEBHOOK_USER}:{WEBHOOK_PASSWORD}".encode()).decode(),
     )
 
     assert response.status_code == 400
