@@ -4,6 +4,7 @@ import base64
 import json
 
 import pytest
+import requests
 from django.test import Client, override_settings
 
 from channels_app.models import Channel, Contact
@@ -647,3 +648,54 @@ def test_head_request_answers_200(channel):
 
 def test_get_request_answers_405(channel):
     assert Client().get(f"/api/v1/callbacks/{channel.pk}").status_code == 405
+
+
+# The fake's own protocol checks, which the tests above rely on
+
+
+def test_fake_requires_api_user(fake_mailgun):
+    url = f"{fake_mailgun.api_url}/{fake_mailgun.domain}/messages"
+
+    response = requests.post(url, auth=("user", fake_mailgun.api_key), timeout=5)
+
+    assert response.status_code == 401
+    assert response.text == "Forbidden"
+
+
+@pytest.mark.parametrize(
+    ("form", "text"),
+    [
+        (
+            {"to": "a@example.com", "subject": "s", "text": "t"},
+            "from parameter is missing",
+        ),
+        (
+            {"from": "n@mg.example.com", "to": "a@example.com", "subject": "s"},
+            "Need at least one of",
+        ),
+        (
+            {
+                "from": "n@mg.example.com",
+                "to": "a@example.com",
+                "subject": "s",
+                "text": "t",
+                "cc": "nobody",
+            },
+            "cc parameter is not a valid address",
+        ),
+    ],
+)
+def test_fake_checks_form_fields(fake_mailgun, form, text):
+    url = f"{fake_mailgun.api_url}/{fake_mailgun.domain}/messages"
+
+    response = requests.post(
+        url, data=form, auth=("api", fake_mailgun.api_key), timeout=5
+    )
+
+    assert response.status_code == 400
+    assert text in response.json()["message"]
+
+
+def test_fake_rejects_unknown_outcome(fake_mailgun):
+    with pytest.raises(ValueError, match="unknown outcome"):
+        fake_mailgun.script("ada@example.com", "teapot")

@@ -4,6 +4,7 @@ import base64
 import json
 
 import pytest
+import requests
 from django.test import Client, override_settings
 
 from channels_app.models import Channel, Contact
@@ -526,3 +527,46 @@ def test_unreadable_payload_answers_400(channel):
     )
 
     assert response.status_code == 400
+
+
+# The fake's own protocol checks, which the tests above rely on
+
+
+def post_raw(fake: FakePostmark, data, content_type="application/json"):
+    headers = {
+        "X-Postmark-Server-Token": fake.server_token,
+        "Accept": "application/json",
+        "Content-Type": content_type,
+    }
+    return requests.post(f"{fake.api_url}email", data=data, headers=headers, timeout=5)
+
+
+def test_fake_requires_json(fake_postmark):
+    response = post_raw(fake_postmark, "From=a", content_type="text/plain")
+
+    assert response.status_code == 422
+    assert response.json()["ErrorCode"] == 409
+
+
+def test_fake_rejects_malformed_json(fake_postmark):
+    response = post_raw(fake_postmark, "{not json")
+
+    assert response.status_code == 422
+    assert response.json()["ErrorCode"] == 402
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"From": "noreply@push.example.com"}, "Zero recipients specified"),
+        (
+            {"From": "noreply@push.example.com", "To": "a@example.com"},
+            "Provide either email TextBody or HtmlBody or both.",
+        ),
+    ],
+)
+def test_fake_checks_fields(fake_postmark, body, text):
+    response = post_raw(fake_postmark, json.dumps(body))
+
+    assert response.status_code == 422
+    assert response.json() == {"ErrorCode": 300, "Message": text}
