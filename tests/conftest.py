@@ -76,3 +76,21 @@ def smtp_server():
 
     with RecordingSmtpServer() as server:
         yield server
+
+
+@pytest.fixture
+def fake_mailgun():
+    """A running fake of Mailgun's Messages API for the domain mg.example.com."""
+    from tests.fakes.mailgun import FakeMailgun
+
+    with FakeMailgun() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_postmark():
+    """A running fake of Postmark's Email API with one confirmed sender."""
+    from tests.fakes.postmark import FakePostmark
+
+    with FakePostmark() as fake:
+        yield fake

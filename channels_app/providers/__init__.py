@@ -1,4 +1,5 @@
 """Provider adapters and the registry that maps provider keys to them."""
+from channels_app.providers.anymail_esp import MailgunProvider, PostmarkProvider
 from channels_app.providers.apns import ApnsProvider
 from channels_app.providers.base import Provider
 from channels_app.providers.console import ConsoleProvider
@@ -7,8 +8,15 @@ from channels_app.providers.huawei import HuaweiProvider
 from channels_app.providers.smtp import SmtpProvider
 
 REGISTRY: dict[str, type[Provider]] = {
-    provider.key: provider for provider in (
-        ConsoleProvider, SmtpProvider, FcmProvider, ApnsProvider, HuaweiProvider
+    provider.key: provider
+    for provider in (
+        ConsoleProvider,
+        SmtpProvider,
+        MailgunProvider,
+        PostmarkProvider,
+        FcmProvider,
+        ApnsProvider,
+        HuaweiProvider,
     )
 }
 

@@ -114,12 +114,13 @@ class SmtpProvider(Provider):
             body=message.body,
             from_email=self.config["from_email"],
             to=[message.address],
-            headers={"Message-ID": message_id},
+            # message.headers contains List-Unsubscribe and List-Unsubscribe-Post for
+            # marketing mail. Our Message-ID wins, because it is the provider id.
+            headers={**message.headers, "Message-ID": message_id},
             connection=backend,
         )
-        html = message.data.get("html_body")
-        if html:
-            email.attach_alternative(html, "text/html")
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
         try:
             sent = email.send()
         except ValueError as error:

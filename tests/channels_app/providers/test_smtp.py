@@ -78,18 +78,64 @@ def test_message_id_with_display_name_sender(smtp_server):
     assert mail.mail_from == "noreply@push.example.com"
 
 
-def test_html_body_adds_html_part(smtp_server):
-    result = send_one(
-        build_provider(smtp_server), html_body="<p>Build <b>42</b> is live.</p>"
+def test_html_adds_alternative_part(smtp_server):
+    outgoing = OutgoingMessage(
+        1, "ada@example.com", "Deploy finished", "Build 42 is live.",
+        html="<p>Build <b>42</b> is live.</p>",
     )
+
+    [result] = build_provider(smtp_server).send([outgoing])
 
     assert result.outcome == Outcome.SENT
     [mail] = smtp_server.mails
     assert mail.message.get_content_type() == "multipart/alternative"
+    parts = [part.get_content_type() for part in mail.message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
     html = mail.message.get_body(preferencelist=("html",))
     plain = mail.message.get_body(preferencelist=("plain",))
     assert "<p>Build <b>42</b> is live.</p>" in html.get_content()
     assert plain.get_content().strip() == "Build 42 is live."
+
+
+def test_empty_html_sends_plain_text(smtp_server):
+    outgoing = OutgoingMessage(1, "ada@example.com", "Deploy", "Body", html="")
+
+    build_provider(smtp_server).send([outgoing])
+
+    [mail] = smtp_server.mails
+    assert mail.message.get_content_type() == "text/plain"
+
+
+def test_headers_arrive_with_html(smtp_server):
+    unsubscribe = "<https://push.example.com/u/abc>, <mailto:unsub@push.example.com>"
+    outgoing = OutgoingMessage(
+        1, "ada@example.com", "Spring sale", "20% off.", marketing=True,
+        html="<p>20% off.</p>",
+        headers={
+            "List-Unsubscribe": unsubscribe,
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+
+    [result] = build_provider(smtp_server).send([outgoing])
+
+    [mail] = smtp_server.mails
+    assert mail.message["List-Unsubscribe"] == unsubscribe
+    assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.message.get_content_type() == "multipart/alternative"
+    assert mail.message["Message-ID"] == result.provider_message_id
+
+
+def test_header_cannot_replace_message_id(smtp_server):
+    outgoing = OutgoingMessage(
+        1, "ada@example.com", "Deploy", "Body", headers={"Message-ID": "<x@evil.test>"}
+    )
+
+    [result] = build_provider(smtp_server).send([outgoing])
+
+    [mail] = smtp_server.mails
+    assert mail.message["Message-ID"] == result.provider_message_id
+    assert result.provider_message_id != "<x@evil.test>"
 
 
 def test_batch_uses_one_message_per_address(smtp_server):
