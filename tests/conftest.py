@@ -66,3 +66,39 @@ def smtp_server():
 
     with RecordingSmtpServer() as server:
         yield server
+
+
+@pytest.fixture
+def fake_xiaomi():
+    """A running fake of Xiaomi MiPush's send-by-regid API."""
+    from tests.fakes.xiaomi import FakeXiaomi
+
+    with FakeXiaomi() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_jpush():
+    """A running fake of JPush's push API."""
+    from tests.fakes.jpush import FakeJPush
+
+    with FakeJPush() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_aliyun_push():
+    """A running fake of Aliyun Mobile Push's RPC API."""
+    from tests.fakes.aliyun_push import FakeAliyunPush
+
+    with FakeAliyunPush() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_tpns():
+    """A running fake of Tencent TPNS's push API."""
+    from tests.fakes.tpns import FakeTpns
+
+    with FakeTpns() as fake:
+        yield fake
