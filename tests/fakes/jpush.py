@@ -3,13 +3,14 @@
 ``POST /v3/push`` and ``/v3/push/validate`` check HTTP Basic auth with the AppKey
 and Master Secret (401, code 1004), the required keys ``platform``, ``audience`` and
 ``notification`` or ``message`` (400, 1002), keys JPush rejects such as ``sound``
-under ``android`` (400, 1009), a body over 4000 bytes (400, 1005) and more than 1000
-registration ids (400, 1003; JPush documents no code for this). A ``cid`` must look
-like ``<AppKey>-<uuid>``; a repeated cid returns the stored first answer and pushes
-nothing. Every answer carries the X-Rate-Limit-* headers. When no registration id
-is known the answer is 400/1011 with a msg_id, as JPush does; unknown ids in a
-larger audience are skipped. ``script(registration_id, "<code>")`` makes the next
-request naming it fail with that JPush code and its HTTP status.
+under ``android`` (400, 1009), notification and message parts over 4000 bytes
+(400, 1005), and more than 1000 registration ids (400, 1003, because JPush
+documents no code for this). A ``cid`` must look like ``<AppKey>-<uuid>``, and a
+repeated cid returns the stored first answer and pushes nothing. Every answer
+carries the X-Rate-Limit-* headers. When no registration id is known the answer is
+400/1011 with a msg_id, as JPush does, and unknown ids in a larger audience are
+skipped. ``script(registration_id, "<code>")`` makes the next request naming it
+fail with that JPush code and its HTTP status.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import secrets
 from tests.fakes.http_fake import Answer, FakeHttpServer, ReceivedRequest, json_answer
 
 MAX_REGISTRATION_IDS = 1000
-MAX_BODY_BYTES = 4000
+# JPush limits the notification and message parts, not the audience.
+MAX_CONTENT_BYTES = 4000
 RATE_LIMIT_QUOTA = 600
 RATE_LIMIT_RESET = 37
 CID_PATTERN = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -76,12 +78,13 @@ class FakeJPush(FakeHttpServer):
         expected = base64.b64encode(f"{self.app_key}:{self.master_secret}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             return self.error(1004)
-        if len(request.body) > MAX_BODY_BYTES:
-            return self.error(1005)
         try:
             push = json.loads(request.body)
         except ValueError:
             return self.error(1003, "body is not JSON")
+        content = {key: push.get(key) for key in ("notification", "message")}
+        if len(json.dumps(content, ensure_ascii=False).encode()) > MAX_CONTENT_BYTES:
+            return self.error(1005)
         problem = self.check(push)
         if problem is not None:
             return self.error(*problem)
