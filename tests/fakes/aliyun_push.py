@@ -67,7 +67,7 @@ FAILURES: dict[str, int] = {
     "InvalidDeviceIds.Format": 400,
     "InvalidAppKey.NotFound": 400,
 }
-COMMON = ("AccessKeyId", "Action", "Format", "SignatureMethod", "SignatureNonce",
+COMMON = ("AccessKeyId", "Action", "SignatureMethod", "SignatureNonce",
           "SignatureVersion", "Timestamp", "Version", "Signature")
 
 
