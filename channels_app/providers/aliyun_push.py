@@ -3,8 +3,8 @@
 `Push` is an RPC-style call: every parameter is a flat form field, signed with
 signature version 1 (HMAC-SHA1 over the sorted, percent-encoded parameters, keyed
 with AccessKeySecret + "&"). One call takes up to 1000 comma-joined device ids in
-TargetValue and answers with one MessageId for all of them; each result of a batch
-gets that id. `Push` reports no per-device failures and Aliyun documents no
+TargetValue and returns one MessageId for all of them. Each result of a batch gets
+that id. `Push` reports no per-device failures and Aliyun documents no
 idempotency key, so a retried timeout may push twice.
 
 Options read from OutgoingMessage.options:
@@ -239,7 +239,11 @@ class AliyunPushProvider(Provider):
 
     def _send_batch(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         try:
-            response = self._client.post(self.endpoint, data=self.signed(self.params(batch)))
+            params = self.params(batch)
+        except (TypeError, ValueError) as error:
+            return batching.invalid_options(batch, error)
+        try:
+            response = self._client.post(self.endpoint, data=self.signed(params))
         except httpx.HTTPError as error:
             return batching.network_failure(batch, error)
         try:

@@ -71,6 +71,14 @@ def results_for(
     return [SendResult(message.record_id, outcome, **fields) for message in batch]
 
 
+def invalid_options(batch: list[OutgoingMessage], error: Exception) -> list[SendResult]:
+    """Return a permanent failure for a batch whose options could not be converted."""
+    return results_for(
+        batch, Outcome.PERMANENT, error_code="invalid_option",
+        error_message=f"invalid push option: {error}"[:500],
+    )
+
+
 def network_failure(batch: list[OutgoingMessage], error: httpx.HTTPError) -> list[SendResult]:
     return results_for(
         batch, Outcome.RETRYABLE, error_code="network",

@@ -1,10 +1,10 @@
 """JPush (Jiguang) over its REST API v3 push endpoint.
 
-One JSON POST to `/v3/push` carries up to 1000 registration ids and answers with one
-msg_id for all of them; each result of a batch gets that id. Auth is HTTP Basic with
+One JSON POST to `/v3/push` carries up to 1000 registration ids and returns one msg_id
+for all of them. Each result of a batch gets that id. Auth is HTTP Basic with
 the AppKey as user name and the Master Secret as password. Every request carries a
-`cid` derived from the AppKey and the batch's record ids, so that a retried batch is
-answered with the first push's result instead of being pushed twice.
+`cid` derived from the AppKey and the batch's record ids, so that JPush returns the
+first push's result for a retried batch instead of pushing it twice.
 
 Options read from OutgoingMessage.options:
 - icon: Android large icon URL (android.large_icon).
@@ -125,6 +125,8 @@ class JPushProvider(Provider):
 
     def cid(self, batch: list[OutgoingMessage]) -> str:
         """Return the idempotency key for a batch: equal for a retry of the same records."""
+        # NOTE: JPush documents cids as issued by GET /v3/push/cid and does not say
+        # whether it accepts a self-made "<AppKey>-<uuid>" of the same shape.
         records = ",".join(str(m.record_id) for m in sorted(batch, key=lambda m: m.record_id))
         name = f"{self.config['app_key']}:{records}"
         return f"{self.config['app_key']}-{uuid.uuid5(CID_NAMESPACE, name)}"
@@ -193,8 +195,11 @@ class JPushProvider(Provider):
 
     def _send_batch(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         try:
-            response = self._client.post(self.endpoint, json=self.body(batch),
-                                         headers=self._headers)
+            body = self.body(batch)
+        except (TypeError, ValueError) as error:
+            return batching.invalid_options(batch, error)
+        try:
+            response = self._client.post(self.endpoint, json=body, headers=self._headers)
         except httpx.HTTPError as error:
             return batching.network_failure(batch, error)
         if response.status_code == 200:

@@ -1,12 +1,12 @@
 """Tencent Push Notification Service (TPNS) over its REST API v3 `/v3/push/app`.
 
-Tencent has stopped selling TPNS; existing apps keep working, and this adapter is
+Tencent has stopped selling TPNS. Existing apps keep working, and this adapter is
 for them. Requests are signed with the headers AccessId, TimeStamp and Sign, where
 Sign is Base64 of the lower-case hex HMAC-SHA256 of TimeStamp + AccessId + the raw
 body, keyed with the SecretKey. One request carries up to 1000 tokens
-(audience_type token_list) and answers with one push_id for all of them; each result
-of a batch gets that id. A batch of one uses audience_type token, because only then
-does TPNS report an invalid token (1008029, 10010005); in a list it skips them.
+(audience_type token_list) and returns one push_id for all of them. Each result of a
+batch gets that id. A batch of one uses audience_type token, because only then
+does TPNS report an invalid token (1008029, 10010005). In a list it skips them.
 
 Options read from OutgoingMessage.options:
 - icon: Android small icon resource name (message.android.small_icon).
@@ -176,8 +176,12 @@ class TpnsProvider(Provider):
         return batching.send_batches(batches, self._send_batch)
 
     def _send_batch(self, batch: list[OutgoingMessage]) -> list[SendResult]:
+        try:
+            body = self.body(batch)
+        except (TypeError, ValueError) as error:
+            return batching.invalid_options(batch, error)
         # The signature covers these exact bytes, so they are sent as they are.
-        raw_body = json.dumps(self.body(batch), ensure_ascii=False).encode()
+        raw_body = json.dumps(body, ensure_ascii=False).encode()
         try:
             response = self._client.post(self.endpoint, content=raw_body,
                                          headers=self.signed_headers(raw_body))

@@ -1,9 +1,9 @@
 """Xiaomi MiPush over its server REST API (v3, send by registration id).
 
 One form-encoded POST to `/v3/message/regid` carries up to 1000 comma-joined regids
-and answers with one message id for all of them; each result of a batch gets that
-id, and receipts name the regid. Auth is the header `Authorization: key=<AppSecret>`.
-MiPush is Android only.
+and returns one message id for all of them. Each result of a batch gets that id,
+and receipts name the regid. Auth is the header `Authorization: key=<AppSecret>`.
+The adapter sends Android notifications only.
 
 Options read from OutgoingMessage.options:
 - sound: a raw resource name in the app, sent as extra.sound_uri
@@ -158,8 +158,12 @@ class XiaomiProvider(Provider):
 
     def _send_batch(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         try:
+            form = self.form(batch)
+        except (TypeError, ValueError) as error:
+            return batching.invalid_options(batch, error)
+        try:
             response = self._client.post(
-                self.endpoint, data=self.form(batch),
+                self.endpoint, data=form,
                 headers={"Authorization": f"key={self.credentials['app_secret']}"},
             )
         except httpx.HTTPError as error:

@@ -6,7 +6,7 @@ before the checks, as Aliyun's gateway does. The fake verifies signature version
 the AccessKeyId, a Timestamp within 15 minutes of now, and that no SignatureNonce is
 used twice. ``Action=Push`` checks AppKey, the DeviceType, Target and PushType
 enums, at most 1000 device ids, a Body, and that the Ext parameters are JSON. The
-answer is JSON when Format=JSON and XML otherwise. Errors carry RequestId, HostId,
+response is JSON when Format=JSON and XML otherwise. Errors carry RequestId, HostId,
 Code, Message and Recommend. ``script(device_id, "<Code>")`` makes the next Push
 naming the device fail with that code and its HTTP status. ``Action=CheckDevices``
 reports ``Available`` false for ids in ``invalid_tokens``.
@@ -96,7 +96,7 @@ class FakeAliyunPush(FakeHttpServer):
         self.access_key_secret = secrets.token_urlsafe(22)
         self._nonces: set[str] = set()
         self._ids = itertools.count(501029)
-        # Each request's Format, for the handler thread that answers it.
+        # Each request's Format, for the handler thread that responds to it.
         self._local = threading.local()
         # MessageId to the device ids it was pushed to.
         self.pushes: dict[str, list[str]] = {}
@@ -153,12 +153,14 @@ class FakeAliyunPush(FakeHttpServer):
             if params[name] not in allowed:
                 return self.error("InvalidParameter", f"{name} must be one of {allowed}.")
         for name in ("AndroidExtParameters", "iOSExtParameters"):
-            if name in params:
-                try:
-                    if not isinstance(json.loads(params[name]), dict):
-                        raise ValueError
-                except ValueError:
-                    return self.error("InvalidJsonExtParameter", f"{name} is not a JSON map.")
+            if name not in params:
+                continue
+            try:
+                value = json.loads(params[name])
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                return self.error("InvalidJsonExtParameter", f"{name} is not a JSON map.")
         devices = params["TargetValue"].split(",")
         if params["Target"] == "DEVICE" and len(devices) > MAX_DEVICE_IDS:
             return self.error("InvalidParameter",

@@ -29,7 +29,7 @@ MAX_CONTENT_BYTES = 4000
 RATE_LIMIT_QUOTA = 600
 RATE_LIMIT_RESET = 37
 CID_PATTERN = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-# Code to (HTTP status, message), as JPush answers them.
+# Code to (HTTP status, message), as JPush returns them.
 FAILURES: dict[int, tuple[int, str]] = {
     1000: (500, "Server Internal error."),
     1030: (503, "Internal service timeout."),

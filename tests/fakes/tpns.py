@@ -1,17 +1,17 @@
 """A local fake of Tencent TPNS's push API (``POST /v3/push/app``), for tests.
 
-Both documented auth schemes are accepted: ``Authorization: Basic`` with AccessID
-and SecretKey, and the AccessId, TimeStamp and Sign headers, where the fake
-recomputes Sign as Base64 of the lower-case hex HMAC-SHA256 of TimeStamp + AccessId
-+ the raw body and allows 600 seconds of clock skew. A mismatch answers ret_code
-1008003; an AccessId this host does not know answers HTTP 403, as for an app on
-another regional access point. The body must have audience_type, message_type and a
-message with title and content (1008002), ``custom_content`` as a string (1008001),
-at most 1000 tokens of at most 36 characters (1008007), and an environment when it
-has an ``ios`` part (1008002). Business errors are HTTP 200 with a non-zero
-ret_code. A token in ``invalid_tokens`` fails a single-token push with 1008029 and
-is skipped in a list. ``script(token, "<ret_code>")`` makes the next push naming the
-token fail with that code.
+Both documented auth schemes are accepted. One is ``Authorization: Basic`` with
+AccessID and SecretKey. The other is the AccessId, TimeStamp and Sign headers: the
+fake recomputes Sign as Base64 of the lower-case hex HMAC-SHA256 of TimeStamp +
+AccessId + the raw body, and allows 600 seconds of clock skew. A mismatch returns
+ret_code 1008003. An AccessId this host does not know gets HTTP 403, as for an app
+on another regional access point. The body must have audience_type, message_type
+and a message with title and content (1008002), ``custom_content`` as a string
+(1008001), at most 1000 tokens of at most 36 characters (1008007), and an
+environment when it has an ``ios`` part (1008002). Business errors are HTTP 200
+with a non-zero ret_code. A token in ``invalid_tokens`` fails a single-token push
+with 1008029 and is skipped in a list. ``script(token, "<ret_code>")`` makes the
+next push naming the token fail with that code.
 """
 
 from __future__ import annotations

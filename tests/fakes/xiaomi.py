@@ -2,7 +2,7 @@
 
 ``POST /v3/message/regid`` checks ``Authorization: key=<AppSecret>`` (code 21301
 otherwise), the package name (22022), the required form fields (21305), at most
-1000 regids (10017), and answers MiPush's JSON envelope. Regids in
+1000 regids (10017), and responds with MiPush's JSON envelope. Regids in
 ``invalid_tokens`` come back in ``data.bad_regids``; when no regid is valid the
 request fails with 20301. ``script(regid, "<code>")`` makes the next request that
 names the regid fail with that MiPush error code.
@@ -16,7 +16,7 @@ import secrets
 from tests.fakes.http_fake import Answer, FakeHttpServer, ReceivedRequest, json_answer
 
 MAX_REGIDS = 1000
-# Codes the fake can be scripted to answer, with MiPush's descriptions.
+# Codes the fake can be scripted to return, with MiPush's descriptions.
 FAILURES: dict[int, str] = {
     -1: "未知错误",
     1: "内部错误",

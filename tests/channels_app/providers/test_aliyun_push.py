@@ -329,3 +329,11 @@ def test_pipeline_sends_to_aliyun_device(fake_aliyun_push, post_push):  # noqa: 
     assert request.form()["TargetValue"] == "device-mei"
     assert record.status == "sent"
     assert record.provider_message_id in fake_aliyun_push.pushes
+
+
+def test_invalid_badge_is_permanent(provider, fake_aliyun_push):
+    [result] = provider.send([message(platform="ios", badge="many")])
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_option"
+    assert fake_aliyun_push.requests == []

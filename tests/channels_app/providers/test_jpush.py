@@ -262,3 +262,19 @@ def test_pipeline_sends_to_jpush_device(fake_jpush, post_push):  # noqa: F811
     assert request.json()["audience"] == {"registration_id": ["rid-mei"]}
     assert record.status == "sent"
     assert record.provider_message_id in fake_jpush.pushes
+
+
+def test_invalid_badge_is_permanent(provider, fake_jpush):
+    [result] = provider.send([message(platform="ios", badge="many")])
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_option"
+    assert fake_jpush.requests == []
+
+
+def test_classify_without_code_uses_status():
+    from channels_app.providers.jpush import classify
+
+    assert classify(502, None) == Outcome.RETRYABLE
+    assert classify(400, None) == Outcome.PERMANENT
+    assert classify(429, 9999) == Outcome.RETRYABLE

@@ -280,3 +280,11 @@ def test_signature_covers_utf8_body(provider, fake_tpns):
 
     assert result.outcome == Outcome.SENT
     assert fake_tpns.requests[0].json()["message"]["title"] == "订单已发货"
+
+
+def test_invalid_badge_is_permanent(provider, fake_tpns):
+    [result] = provider.send([message(badge="many")])
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_option"
+    assert fake_tpns.requests == []

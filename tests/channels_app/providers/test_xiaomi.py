@@ -351,3 +351,24 @@ def test_receipt_skips_unrequested_types(sent_record, xiaomi_channel):
     sent_record.refresh_from_db()
     assert response.status_code == 200
     assert sent_record.status == "sent"
+
+
+def test_invalid_ttl_is_permanent(provider, fake_xiaomi):
+    [result] = provider.send([message(ttl_seconds="soon")])
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "invalid_option"
+    assert fake_xiaomi.requests == []
+
+
+def test_parse_report_skips_bad_type():
+    from channels_app.providers.xiaomi import parse_report
+
+    assert parse_report("m1", {"type": "delivered", "targets": "r1"}) == []
+
+
+def test_receipt_with_list_data_rejected(xiaomi_channel):
+    response = Client().post(f"/api/v1/callbacks/{xiaomi_channel.pk}?secret=receipt-secret",
+                             {"data": "[1, 2]"})
+
+    assert response.status_code == 403
