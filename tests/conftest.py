@@ -88,9 +88,45 @@ def fake_mailgun():
 
 
 @pytest.fixture
+def fake_xiaomi():
+    """A running fake of Xiaomi MiPush's send-by-regid API."""
+    from tests.fakes.xiaomi import FakeXiaomi
+
+    with FakeXiaomi() as fake:
+        yield fake
+
+
+@pytest.fixture
 def fake_postmark():
     """A running fake of Postmark's Email API with one confirmed sender."""
     from tests.fakes.postmark import FakePostmark
 
     with FakePostmark() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_jpush():
+    """A running fake of JPush's push API."""
+    from tests.fakes.jpush import FakeJPush
+
+    with FakeJPush() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_aliyun_push():
+    """A running fake of Aliyun Mobile Push's RPC API."""
+    from tests.fakes.aliyun_push import FakeAliyunPush
+
+    with FakeAliyunPush() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_tpns():
+    """A running fake of Tencent TPNS's push API."""
+    from tests.fakes.tpns import FakeTpns
+
+    with FakeTpns() as fake:
         yield fake

@@ -1,11 +1,15 @@
 """Provider adapters and the registry that maps provider keys to them."""
+from channels_app.providers.aliyun_push import AliyunPushProvider
 from channels_app.providers.anymail_esp import MailgunProvider, PostmarkProvider
 from channels_app.providers.apns import ApnsProvider
 from channels_app.providers.base import Provider
 from channels_app.providers.console import ConsoleProvider
 from channels_app.providers.fcm import FcmProvider
 from channels_app.providers.huawei import HuaweiProvider
+from channels_app.providers.jpush import JPushProvider
 from channels_app.providers.smtp import SmtpProvider
+from channels_app.providers.tpns import TpnsProvider
+from channels_app.providers.xiaomi import XiaomiProvider
 
 REGISTRY: dict[str, type[Provider]] = {
     provider.key: provider
@@ -17,6 +21,10 @@ REGISTRY: dict[str, type[Provider]] = {
         FcmProvider,
         ApnsProvider,
         HuaweiProvider,
+        XiaomiProvider,
+        JPushProvider,
+        AliyunPushProvider,
+        TpnsProvider,
     )
 }
 

@@ -191,7 +191,7 @@ def test_marketing_email_carries_one_click_unsubscribe(db, frozen_clock, post_pu
               content={"title": "Sale", "body": "Half price", "html": "<p>Half price</p>"})
     [mail] = smtp_server.mails
     assert mail.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert mail.message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
+    assert str(mail.message["List-Unsubscribe"]).strip().startswith("<http://127.0.0.1:8000/unsubscribe/")
 
 
 class ScriptedAdapter(Provider):
