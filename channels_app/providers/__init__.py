@@ -3,9 +3,22 @@ from channels_app.providers.base import Provider
 from channels_app.providers.console import ConsoleProvider
 from channels_app.providers.fcm import FcmProvider
 from channels_app.providers.smtp import SmtpProvider
+from channels_app.providers.wechat_subscribe import WeChatSubscribeProvider
+from channels_app.providers.wechat_template import WeChatTemplateProvider
+from channels_app.providers.wecom_app import WeComAppProvider
+from channels_app.providers.wecom_robot import WeComRobotProvider
 
 REGISTRY: dict[str, type[Provider]] = {
-    provider.key: provider for provider in (ConsoleProvider, SmtpProvider, FcmProvider)
+    provider.key: provider
+    for provider in (
+        ConsoleProvider,
+        SmtpProvider,
+        FcmProvider,
+        WeChatTemplateProvider,
+        WeChatSubscribeProvider,
+        WeComAppProvider,
+        WeComRobotProvider,
+    )
 }
 
 
