@@ -120,6 +120,7 @@ class FakeWeChat:
         # token -> (account id, monotonic expiry)
         self._tokens: dict[str, tuple[str, float]] = {}
         self._scripts: dict[str, deque[int]] = {}
+        self._raw_answers: dict[str, deque[tuple[int, bytes]]] = {}
         self._requests: list[ReceivedRequest] = []
         self._msgids = itertools.count(2_000_000_000_000_000_001)
         self._server: ThreadingHTTPServer | None = None
@@ -179,6 +180,16 @@ class FakeWeChat:
         with self._lock:
             self._scripts.setdefault(address, deque()).extend(errcodes)
 
+    def script_raw(self, path: str, status: int, body: bytes) -> None:
+        """Queue a raw HTTP answer for the next request to a path, such as a proxy's 502."""
+        with self._lock:
+            self._raw_answers.setdefault(path, deque()).append((status, body))
+
+    def raw_answer(self, path: str) -> tuple[int, bytes] | None:
+        with self._lock:
+            queue = self._raw_answers.get(path)
+            return queue.popleft() if queue else None
+
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens = {token: (owner, 0.0) for token, (owner, _) in self._tokens.items()}
@@ -186,6 +197,10 @@ class FakeWeChat:
     def token_requests(self, app_id: str) -> int:
         with self._lock:
             return self._accounts[app_id].token_requests
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
 
     def requests_to(self, path: str) -> list[ReceivedRequest]:
         with self._lock:
@@ -412,6 +427,10 @@ class _Handler(BaseHTTPRequestHandler):
         params = {name: values[-1] for name, values in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        scripted = self.fake.raw_answer(parts.path)
+        if scripted is not None:
+            self._write(*scripted)
+            return
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -419,12 +438,14 @@ class _Handler(BaseHTTPRequestHandler):
             answer = error(47001)
         else:
             answer = self.fake.handle(method, parts.path, params, body)
-        encoded = json.dumps(answer, ensure_ascii=False).encode()
-        self.send_response(200)
+        self._write(200, json.dumps(answer, ensure_ascii=False).encode())
+
+    def _write(self, status: int, body: bytes) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", "application/json; encoding=utf-8")
-        self.send_header("Content-Length", str(len(encoded)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(encoded)
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line carries secrets and tokens; the fake keeps quiet.

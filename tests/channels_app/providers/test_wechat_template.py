@@ -302,7 +302,54 @@ def test_token_of_other_account_kind_is_rejected(fake):
     assert result.error_code == "48001"
 
 
-# Network failures and secrets
+# HTTP and network failures, and secrets
+
+
+def test_gateway_error_is_retryable(provider, fake):
+    fake.script_raw(SEND_PATH, 502, b"<html>Bad Gateway</html>")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "http_502"
+
+
+def test_non_json_answer_is_retryable(provider, fake):
+    fake.script_raw(SEND_PATH, 200, b"<html>maintenance</html>")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "invalid_response"
+
+
+@pytest.mark.parametrize(("status", "body", "code"), [
+    (503, b"{}", "http_503"),
+    (200, b"<html></html>", "http_502"),
+    (200, b"[]", "http_502"),
+    (200, b'{"expires_in": 7200}', "http_502"),
+])
+def test_broken_token_answer_is_retryable(provider, fake, status, body, code):
+    fake.script_raw("/cgi-bin/token", status, body)
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == code
+    assert fake.requests_to(SEND_PATH) == []
+
+
+def test_token_refetch_failure_after_expiry(provider, fake):
+    send_one(provider)
+    fake.expire_tokens()
+    fake.script_raw("/cgi-bin/token", 503, b"{}")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "http_503"
+    assert len(fake.requests_to(SEND_PATH)) == 2
+
 
 
 def test_connection_refused_on_token_fetch(fake):

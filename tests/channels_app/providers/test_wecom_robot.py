@@ -160,6 +160,15 @@ def test_unknown_key_is_configuration(fake):
     assert other_key not in result.error_message
 
 
+def test_http_404_is_permanent(provider, fake):
+    fake.script_raw(SEND_PATH, 404, b"not found")
+
+    [result] = provider.send([message()])
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "http_404"
+
+
 # The key is a secret
 
 
