@@ -1,6 +1,6 @@
 """Shared parts of the WeChat and WeCom adapters: tokens, errcodes and HTTP.
 
-WeChat answers HTTP 200 with a JSON body whose `errcode` is 0 on success. Both the
+WeChat returns HTTP 200 with a JSON body whose `errcode` is 0 on success. Both the
 Official Account / Mini Program API and the WeCom API authenticate calls with an
 `access_token` query parameter. The token is fetched from a token endpoint with the
 app secret in the query string, so every URL these adapters build carries a secret
@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from wechatpy.exceptions import WeChatClientException
 
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
-from channels_app.providers.tokens import shared_tokens
+from channels_app.providers.tokens import TokenWaitTimeout, shared_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class WeChatApiError(Exception):
         self.http_status = http_status
 
 
+# What a token fetch raises when the endpoint, the network or the shared store fails.
+TOKEN_FETCH_ERRORS = (WeChatApiError, requests.RequestException, TokenWaitTimeout)
+
+
 @dataclass(frozen=True)
 class ErrorRule:
     outcome: Outcome
@@ -77,7 +81,7 @@ class ErrorRule:
 def error_result(
     record_id: int, table: dict[int, ErrorRule], errcode: int, errmsg: str
 ) -> SendResult:
-    """Classify one errcode through an adapter's table; unknown codes are permanent."""
+    """Classify one errcode through an adapter's table. Codes not in the table are permanent."""
     rule = table.get(errcode, ErrorRule(Outcome.PERMANENT))
     return SendResult(
         record_id,
@@ -104,12 +108,15 @@ def failure_result(
                       error_message=redact(f"{type(error).__name__}: {error}")[:MAX_ERROR_CHARS])
 
 
-def sent_result(record_id: int, answer: Any, id_field: str = "msgid") -> SendResult:
-    """Return SENT with the answer's message id, or RETRYABLE when the answer lacks one."""
-    if isinstance(answer, dict) and answer.get(id_field) not in (None, ""):
-        return SendResult(record_id, Outcome.SENT, provider_message_id=str(answer[id_field]))
+def sent_result(record_id: int, reply: Any, id_field: str = "msgid") -> SendResult:
+    """Return SENT with the reply's message id, or RETRYABLE when the reply has none.
+
+    wechatpy returns the decoded JSON object, or the raw response when the body is not JSON.
+    """
+    if isinstance(reply, dict) and reply.get(id_field) not in (None, ""):
+        return SendResult(record_id, Outcome.SENT, provider_message_id=str(reply[id_field]))
     return SendResult(record_id, Outcome.RETRYABLE, error_code="invalid_response",
-                      error_message=f"WeChat answered without {id_field}")
+                      error_message=f"WeChat returned no {id_field}")
 
 
 def http_status(error: Exception) -> int:
@@ -120,7 +127,7 @@ def http_status(error: Exception) -> int:
 
 
 def http_session(pool_size: int) -> requests.Session:
-    """A requests session without transport retries; the pipeline owns retries."""
+    """Build a requests session without transport retries, because the pipeline owns retries."""
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=pool_size)
     session.mount("http://", adapter)
@@ -130,7 +137,10 @@ def http_session(pool_size: int) -> requests.Session:
 
 def post_json(session: requests.Session, url: str, body: dict[str, Any],
               params: dict[str, str], timeout: float) -> dict[str, Any]:
-    """POST a JSON body and return the decoded answer; raise WeChatApiError on errcode."""
+    """POST a JSON body and return the decoded reply.
+
+    Raises WeChatApiError for a non-zero errcode or a body that is not a JSON object.
+    """
     response = session.post(url, params=params, json=body, timeout=timeout)
     return decode(response)
 
@@ -139,20 +149,20 @@ def decode(response: requests.Response) -> dict[str, Any]:
     if response.status_code != 200:
         raise WeChatApiError(None, f"HTTP {response.status_code}", http_status=response.status_code)
     try:
-        answer = response.json()
+        reply = response.json()
     except ValueError:
-        raise WeChatApiError(None, "the answer is not JSON", http_status=502) from None
-    if not isinstance(answer, dict):
-        raise WeChatApiError(None, "the answer is not a JSON object", http_status=502)
-    errcode = int(answer.get("errcode") or 0)
+        raise WeChatApiError(None, "the response body is not JSON", http_status=502) from None
+    if not isinstance(reply, dict):
+        raise WeChatApiError(None, "the response body is not a JSON object", http_status=502)
+    errcode = int(reply.get("errcode") or 0)
     if errcode:
-        raise WeChatApiError(errcode, str(answer.get("errmsg", "")))
-    return answer
+        raise WeChatApiError(errcode, str(reply.get("errmsg", "")))
+    return reply
 
 
 @dataclass
 class Unit:
-    """One request to WeChat and the messages its answer decides."""
+    """One request to WeChat and the messages whose outcome its reply decides."""
 
     messages: list[OutgoingMessage]
     payload: dict[str, Any] = field(default_factory=dict)
@@ -163,7 +173,7 @@ class TokenAuthProvider(Provider):
 
     Subclasses set TOKEN_PATH and ERROR_CODES and implement `token_params`, `plan`
     and `post`. `send` fetches one token for the batch, posts every unit
-    concurrently, and posts the units whose answer named the token (errcodes 40001,
+    concurrently, and posts the units whose reply rejected the token (errcodes 40001,
     40014, 42001) once more with a freshly fetched token.
     """
 
@@ -186,7 +196,7 @@ class TokenAuthProvider(Provider):
         raise NotImplementedError
 
     def token_owner(self) -> str:
-        """A stable name for the account, used when no channel key was given."""
+        """Return a stable name for the account, used when no channel key was given."""
         raise NotImplementedError
 
     def plan(self, messages: list[OutgoingMessage]) -> tuple[list[Unit], list[SendResult]]:
@@ -204,16 +214,16 @@ class TokenAuthProvider(Provider):
         return f"{self.channel_key or self.key + '-' + self.token_owner()}:access_token"
 
     def fetch_token(self) -> tuple[str, float]:
-        """Call the token endpoint at base_url; return (token, lifetime in seconds)."""
+        """Call the token endpoint at base_url and return (token, lifetime in seconds)."""
         response = self.http.get(
             self.base_url + self.TOKEN_PATH, params=self.token_params(), timeout=self.timeout
         )
-        answer = decode(response)
-        token = answer.get("access_token")
+        reply = decode(response)
+        token = reply.get("access_token")
         if not token:
-            raise WeChatApiError(None, "the token answer has no access_token", http_status=502)
+            raise WeChatApiError(None, "the token reply has no access_token", http_status=502)
         logger.info("%s: fetched an access token for %s", self.key, self.token_owner())
-        return str(token), float(answer.get("expires_in") or 7200)
+        return str(token), float(reply.get("expires_in") or 7200)
 
     def access_token(self) -> str:
         return shared_tokens().get(self.token_key, self.fetch_token)
@@ -226,7 +236,7 @@ class TokenAuthProvider(Provider):
             return results
         try:
             token = self.access_token()
-        except (WeChatApiError, requests.RequestException, TimeoutError) as error:
+        except TOKEN_FETCH_ERRORS as error:
             return results + self._token_failed(units, error)
 
         done = self._post_all(units, token)
@@ -237,7 +247,7 @@ class TokenAuthProvider(Provider):
                            "fetching a new one", self.key, len(stale))
             try:
                 token = self.access_token()
-            except (WeChatApiError, requests.RequestException, TimeoutError) as error:
+            except TOKEN_FETCH_ERRORS as error:
                 retried = [self._token_failed([unit], error) for unit in stale]
             else:
                 retried = self._post_all(stale, token)

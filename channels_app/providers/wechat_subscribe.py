@@ -106,6 +106,8 @@ class WeChatSubscribeProvider(TokenAuthProvider):
         self.client = SubscribeClient(config["app_id"], credentials["app_secret"],
                                       timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = self.base_url + "/cgi-bin/"
+        # Share the adapter's pooled session, which has transport retries switched off.
+        self.client._http.close()
         self.client._http = self.http
 
     def token_owner(self) -> str:
@@ -147,5 +149,5 @@ class WeChatSubscribeProvider(TokenAuthProvider):
     def post(self, unit: Unit, token: str) -> list[SendResult]:
         [message] = unit.messages
         self.client.use_token(token)
-        answer = self.client.post("message/subscribe/send", data=unit.payload)
-        return [sent_result(message.record_id, answer)]
+        reply = self.client.post("message/subscribe/send", data=unit.payload)
+        return [sent_result(message.record_id, reply)]

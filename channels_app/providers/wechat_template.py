@@ -44,8 +44,8 @@ DEFAULT_BASE_URL = "https://api.weixin.qq.com"
 
 # Official Account errcodes from the global return code list and the template
 # message guide. A token errcode reaches this table only after one resend with a
-# fresh token; 40001 then means a wrong AppSecret or another system refreshing the
-# same account's token.
+# fresh token, so 40001 then means a wrong AppSecret or another system refreshing
+# the same account's token.
 ERROR_CODES: dict[int, ErrorRule] = {
     -1: ErrorRule(Outcome.RETRYABLE),  # system error, try again later
     40001: ErrorRule(Outcome.CONFIGURATION),  # invalid credential / AppSecret
@@ -109,6 +109,8 @@ class WeChatTemplateProvider(TokenAuthProvider):
         self.client = TemplateClient(config["app_id"], credentials["app_secret"],
                                      timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = self.base_url + "/cgi-bin/"
+        # Share the adapter's pooled session, which has transport retries switched off.
+        self.client._http.close()
         self.client._http = self.http
 
     def token_owner(self) -> str:
@@ -141,8 +143,8 @@ class WeChatTemplateProvider(TokenAuthProvider):
     def post(self, unit: Unit, token: str) -> list[SendResult]:
         [message] = unit.messages
         self.client.use_token(token)
-        answer = self.client.message.send_template(message.address, **unit.payload)
-        return [sent_result(message.record_id, answer)]
+        reply = self.client.message.send_template(message.address, **unit.payload)
+        return [sent_result(message.record_id, reply)]
 
     # Delivery reports
 
@@ -152,21 +154,21 @@ class WeChatTemplateProvider(TokenAuthProvider):
             # Server URL verification: echo echostr back.
             return CallbackResult([], HttpResponse(request.GET.get("echostr", ""),
                                                    content_type="text/plain"))
-        answer = HttpResponse("success", content_type="text/plain")
+        acknowledged = HttpResponse("success", content_type="text/plain")
         if request.GET.get("encrypt_type") == "aes":
-            # NOTE: only plaintext and compatible mode are read; in safe mode every
+            # NOTE: only plaintext and compatible mode are read, so in safe mode every
             # report is acknowledged and dropped.
             logger.warning("%s: dropped an encrypted callback; set the account's message "
                            "encryption to plaintext or compatible mode", self.key)
-            return CallbackResult([], answer)
+            return CallbackResult([], acknowledged)
         try:
             event = parse_message(request.body)
         except (ExpatError, KeyError, TypeError, ValueError) as error:
             logger.warning("%s: ignored an unreadable callback body: %s", self.key, error)
-            return CallbackResult([], answer)
+            return CallbackResult([], acknowledged)
         if not isinstance(event, TemplateSendJobFinishEvent):
-            return CallbackResult([], answer)
-        return CallbackResult([receipt_for(event)], answer)
+            return CallbackResult([], acknowledged)
+        return CallbackResult([receipt_for(event)], acknowledged)
 
     def _check_signature(self, request: HttpRequest) -> None:
         token = self.credentials.get("callback_token")
@@ -174,7 +176,7 @@ class WeChatTemplateProvider(TokenAuthProvider):
             raise CallbackRejected("the channel has no callback_token credential")
         signer = WeChatSigner()
         signer.add_data(token, request.GET.get("timestamp", ""), request.GET.get("nonce", ""))
-        # wechatpy's check_signature compares with !=; compare in constant time instead.
+        # wechatpy's check_signature compares with !=, so compare in constant time here.
         if not hmac.compare_digest(signer.signature, request.GET.get("signature", "")):
             raise CallbackRejected("the signature does not match the callback token")
 

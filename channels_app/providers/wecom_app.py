@@ -2,11 +2,10 @@
 
 `POST /cgi-bin/message/send` takes up to 1000 user ids joined with "|" in `touser`,
 so messages with the same content are sent together, 1000 users per request. The
-answer lists the user ids that did not receive the message (`invaliduser`, user ids
+reply lists the user ids that did not receive the message (`invaliduser`, user ids
 in lower case), and one `msgid` for the rest.
 """
 import json
-from collections import defaultdict
 from typing import Any
 
 from wechatpy.enterprise import WeChatClient
@@ -73,7 +72,8 @@ class WeComAppProvider(TokenAuthProvider):
     def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
         errors = super().validate(config, credentials)
         agent_id = config.get("agent_id")
-        if agent_id not in (None, "") and (isinstance(agent_id, bool) or not isinstance(agent_id, int)):
+        is_integer = isinstance(agent_id, int) and not isinstance(agent_id, bool)
+        if agent_id not in (None, "") and not is_integer:
             errors["config.agent_id"] = "Must be the application's integer AgentId."
         if config.get("msgtype") not in (None, *MSGTYPES):
             errors["config.msgtype"] = f"Must be one of {', '.join(MSGTYPES)}."
@@ -85,13 +85,18 @@ class WeComAppProvider(TokenAuthProvider):
         self.client = WeComClient(config["corp_id"], credentials["secret"],
                                   timeout=timeout, auto_retry=False)
         self.client.API_BASE_URL = self.base_url + "/cgi-bin/"
+        # Share the adapter's pooled session, which has transport retries switched off.
+        self.client._http.close()
         self.client._http = self.http
 
     def token_owner(self) -> str:
         return f"{self.config['corp_id']}-{self.config['agent_id']}"
 
     def token_params(self) -> dict[str, str]:
-        return {"corpid": str(self.config["corp_id"]), "corpsecret": str(self.credentials["secret"])}
+        return {
+            "corpid": str(self.config["corp_id"]),
+            "corpsecret": str(self.credentials["secret"]),
+        }
 
     def content(self, message: OutgoingMessage) -> dict[str, Any] | SendResult:
         """Build the msgtype and its object, or a PERMANENT result when that is impossible."""
@@ -111,8 +116,10 @@ class WeComAppProvider(TokenAuthProvider):
             if message.options.get("btntxt"):
                 card["btntxt"] = str(message.options["btntxt"])
             return {"msgtype": "textcard", "textcard": card}
-        return SendResult(message.record_id, Outcome.PERMANENT, error_code="msgtype_invalid",
-                          error_message=f"msgtype {msgtype!r} is not one of {', '.join(MSGTYPES)}.")
+        return SendResult(
+            message.record_id, Outcome.PERMANENT, error_code="msgtype_invalid",
+            error_message=f"msgtype {msgtype!r} is not one of {', '.join(MSGTYPES)}.",
+        )
 
     def plan(self, messages: list[OutgoingMessage]) -> tuple[list[Unit], list[SendResult]]:
         groups: dict[str, tuple[dict[str, Any], list[OutgoingMessage]]] = {}
@@ -142,13 +149,13 @@ class WeComAppProvider(TokenAuthProvider):
     def post(self, unit: Unit, token: str) -> list[SendResult]:
         users = list(dict.fromkeys(message.address for message in unit.messages))
         self.client.use_token(token)
-        answer = self.client.message.send(self.config["agent_id"], users, msg=dict(unit.payload))
-        if not isinstance(answer, dict) or not answer.get("msgid"):
+        reply = self.client.message.send(self.config["agent_id"], users, msg=dict(unit.payload))
+        if not isinstance(reply, dict) or not reply.get("msgid"):
             return [SendResult(m.record_id, Outcome.RETRYABLE, error_code="invalid_response",
-                               error_message="WeCom answered without msgid") for m in unit.messages]
-        invalid = split_ids(answer.get("invaliduser"))
-        unlicensed = split_ids(answer.get("unlicenseduser"))
-        return [self.user_result(m, str(answer["msgid"]), invalid, unlicensed)
+                               error_message="WeCom returned no msgid") for m in unit.messages]
+        invalid = split_ids(reply.get("invaliduser"))
+        unlicensed = split_ids(reply.get("unlicenseduser"))
+        return [self.user_result(m, str(reply["msgid"]), invalid, unlicensed)
                 for m in unit.messages]
 
     @staticmethod
@@ -159,14 +166,14 @@ class WeComAppProvider(TokenAuthProvider):
             return SendResult(message.record_id, Outcome.INVALID_ADDRESS, error_code="invaliduser",
                               error_message="WeCom listed the user id in invaliduser")
         if user in unlicensed:
-            # The member exists but the corp holds no licence for them: not a dead address.
+            # The member exists but has no licence in the corp, so the address is not dead.
             return SendResult(message.record_id, Outcome.PERMANENT, error_code="unlicenseduser",
                               error_message="WeCom listed the user id in unlicenseduser")
         return SendResult(message.record_id, Outcome.SENT, provider_message_id=msgid)
 
 
 def split_ids(value: Any) -> set[str]:
-    """Parse a "|"-joined id list from a WeCom answer into lower-case ids."""
+    """Parse a "|"-joined id list from a WeCom reply into lower-case ids."""
     if not value:
         return set()
     if isinstance(value, list):

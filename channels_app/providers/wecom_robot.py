@@ -80,8 +80,10 @@ class WeComRobotProvider(Provider):
     def body(self, message: OutgoingMessage) -> dict[str, Any] | SendResult:
         msgtype = message.options.get("msgtype") or self.config.get("msgtype") or "text"
         if msgtype not in MSGTYPES:
-            return SendResult(message.record_id, Outcome.PERMANENT, error_code="msgtype_invalid",
-                              error_message=f"msgtype {msgtype!r} is not one of {', '.join(MSGTYPES)}.")
+            return SendResult(
+                message.record_id, Outcome.PERMANENT, error_code="msgtype_invalid",
+                error_message=f"msgtype {msgtype!r} is not one of {', '.join(MSGTYPES)}.",
+            )
         users = [str(user) for user in message.options.get("mentioned_list") or []]
         mobiles = [str(mobile) for mobile in message.options.get("mentioned_mobile_list") or []]
         if msgtype == "text":

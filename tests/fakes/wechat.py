@@ -1,6 +1,6 @@
 """A local fake of the WeChat (api.weixin.qq.com) and WeCom (qyapi.weixin.qq.com) APIs.
 
-One server on 127.0.0.1 answers the paths of both hosts, with WeChat's real answer
+One server on 127.0.0.1 serves the paths of both hosts, with WeChat's real response
 shape: HTTP 200 and a JSON body whose `errcode` is 0 on success.
 
 - ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` issues Official
@@ -17,14 +17,14 @@ shape: HTTP 200 and a JSON body whose `errcode` is 0 on success.
   app's range in ``invaliduser`` (81013 when all are).
 - ``POST /cgi-bin/webhook/send?key=`` (WeCom group robot) checks the key (93000).
 
-Where WeChat's documents name no errcode for a malformed field, the fake answers
+Where WeChat's documents name no errcode for a malformed field, the fake returns
 47001 ("data format error") for Official Account and Mini Program calls and 40058
 ("invalid parameter") for WeCom calls: that choice is the fake's.
 
 Outcomes are scriptable: ``script(address, *errcodes)`` queues errcodes for the next
 sends to an openid, a WeCom request naming that user, or a robot key. A token
 errcode (40001, 40014, 42001) also revokes the token that request used, as WeChat
-would. ``expire_tokens()`` makes every issued token answer 42001.
+would. ``expire_tokens()`` makes every issued token fail with 42001.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class FakeWeChat:
         # token -> (account id, monotonic expiry)
         self._tokens: dict[str, tuple[str, float]] = {}
         self._scripts: dict[str, deque[int]] = {}
-        self._raw_answers: dict[str, deque[tuple[int, bytes]]] = {}
+        self._raw_responses: dict[str, deque[tuple[int, bytes]]] = {}
         self._requests: list[ReceivedRequest] = []
         self._msgids = itertools.count(2_000_000_000_000_000_001)
         self._server: ThreadingHTTPServer | None = None
@@ -181,13 +181,13 @@ class FakeWeChat:
             self._scripts.setdefault(address, deque()).extend(errcodes)
 
     def script_raw(self, path: str, status: int, body: bytes) -> None:
-        """Queue a raw HTTP answer for the next request to a path, such as a proxy's 502."""
+        """Queue a raw HTTP response for the next request to a path, such as a proxy's 502."""
         with self._lock:
-            self._raw_answers.setdefault(path, deque()).append((status, body))
+            self._raw_responses.setdefault(path, deque()).append((status, body))
 
-    def raw_answer(self, path: str) -> tuple[int, bytes] | None:
+    def raw_response(self, path: str) -> tuple[int, bytes] | None:
         with self._lock:
-            queue = self._raw_answers.get(path)
+            queue = self._raw_responses.get(path)
             return queue.popleft() if queue else None
 
     def expire_tokens(self) -> None:
@@ -283,7 +283,8 @@ class FakeWeChat:
             return error(problem)
         url = body.get("url")
         miniprogram = body.get("miniprogram")
-        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        valid_url = isinstance(url, str) and url.startswith(("http://", "https://"))
+        if url is not None and not valid_url:
             return error(40066)
         if miniprogram is not None and not (
             isinstance(miniprogram, dict) and miniprogram.get("appid") and "pagepath" in miniprogram
@@ -417,17 +418,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._connections.add(self.connection)
 
     def do_GET(self) -> None:
-        self._answer("GET")
+        self._respond("GET")
 
     def do_POST(self) -> None:
-        self._answer("POST")
+        self._respond("POST")
 
-    def _answer(self, method: str) -> None:
+    def _respond(self, method: str) -> None:
         parts = urlsplit(self.path)
         params = {name: values[-1] for name, values in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        scripted = self.fake.raw_answer(parts.path)
+        scripted = self.fake.raw_response(parts.path)
         if scripted is not None:
             self._write(*scripted)
             return
@@ -435,10 +436,10 @@ class _Handler(BaseHTTPRequestHandler):
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = None
-            answer = error(47001)
+            reply = error(47001)
         else:
-            answer = self.fake.handle(method, parts.path, params, body)
-        self._write(200, json.dumps(answer, ensure_ascii=False).encode())
+            reply = self.fake.handle(method, parts.path, params, body)
+        self._write(200, json.dumps(reply, ensure_ascii=False).encode())
 
     def _write(self, status: int, body: bytes) -> None:
         self.send_response(status)
