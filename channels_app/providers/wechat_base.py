@@ -67,7 +67,7 @@ class WeChatApiError(Exception):
         self.http_status = http_status
 
 
-# What a token fetch raises when the endpoint, the network or the shared store fails.
+# Exceptions from a token fetch: the endpoint, the network or the shared token store.
 TOKEN_FETCH_ERRORS = (WeChatApiError, requests.RequestException, TokenWaitTimeout)
 
 

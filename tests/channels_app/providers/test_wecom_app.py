@@ -187,6 +187,15 @@ def test_unlicensed_user_is_permanent():
     assert result.error_code == "unlicenseduser"
 
 
+def test_non_json_reply_is_retryable(provider, fake):
+    fake.script_raw(SEND_PATH, 200, b"<html>busy</html>")
+
+    results = provider.send([message(1, "a"), message(2, "b")])
+
+    assert [r.outcome for r in results] == [Outcome.RETRYABLE] * 2
+    assert {r.error_code for r in results} == {"invalid_response"}
+
+
 # Error classification
 
 
