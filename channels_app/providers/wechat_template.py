@@ -3,9 +3,14 @@
 `POST /cgi-bin/message/template/send` takes one openid per request, so a batch is
 sent concurrently over one pooled requests session. WeChat reports the outcome of
 each accepted message later with a TEMPLATESENDJOBFINISH event to the account's
-server URL, which `handle_callback` turns into receipts.
+server URL, which `handle_callback` turns into receipts. Callbacks are read in
+plaintext, compatible and safe (AES-encrypted) mode; safe mode needs the
+callback_aes_key credential.
 """
+import base64
+import binascii
 import hmac
+import struct
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -13,7 +18,9 @@ from xml.parsers.expat import ExpatError
 
 from django.http import HttpRequest, HttpResponse
 from wechatpy import WeChatClient
+from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import TemplateSendJobFinishEvent
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.parser import parse_message
 from wechatpy.utils import WeChatSigner
 
@@ -90,8 +97,9 @@ class WeChatTemplateProvider(TokenAuthProvider):
     required_config = ("app_id",)
     optional_config = ("base_url", "template_id", "template_ids", "concurrency")
     required_credentials = ("app_secret",)
-    # The token set on the account's server configuration, for callback signatures.
-    optional_credentials = ("callback_token",)
+    # The Token and EncodingAESKey of the account's server configuration: the token
+    # signs every callback, and the key decrypts callbacks in safe mode.
+    optional_credentials = ("callback_token", "callback_aes_key")
 
     DEFAULT_BASE_URL = DEFAULT_BASE_URL
     TOKEN_PATH = "/cgi-bin/token"
@@ -101,6 +109,13 @@ class WeChatTemplateProvider(TokenAuthProvider):
     def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
         errors = super().validate(config, credentials)
         validate_template_ids(config, errors)
+        aes_key = credentials.get("callback_aes_key")
+        if aes_key is not None and not valid_aes_key(aes_key):
+            errors["credentials.callback_aes_key"] = (
+                "Must be the 43-character EncodingAESKey from the account's server configuration."
+            )
+        if aes_key and not credentials.get("callback_token"):
+            errors["credentials.callback_token"] = "Required with callback_aes_key."
         return errors
 
     def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
@@ -155,20 +170,37 @@ class WeChatTemplateProvider(TokenAuthProvider):
             return CallbackResult([], HttpResponse(request.GET.get("echostr", ""),
                                                    content_type="text/plain"))
         acknowledged = HttpResponse("success", content_type="text/plain")
+        body: bytes | str = request.body
         if request.GET.get("encrypt_type") == "aes":
-            # NOTE: only plaintext and compatible mode are read, so in safe mode every
-            # report is acknowledged and dropped.
-            logger.warning("%s: dropped an encrypted callback; set the account's message "
-                           "encryption to plaintext or compatible mode", self.key)
-            return CallbackResult([], acknowledged)
+            if not self.credentials.get("callback_aes_key"):
+                logger.warning("%s: dropped an encrypted callback because the channel has no "
+                               "callback_aes_key credential", self.key)
+                return CallbackResult([], acknowledged)
+            body = self._decrypt(request)
         try:
-            event = parse_message(request.body)
+            event = parse_message(body)
         except (ExpatError, KeyError, TypeError, ValueError) as error:
             logger.warning("%s: ignored an unreadable callback body: %s", self.key, error)
             return CallbackResult([], acknowledged)
         if not isinstance(event, TemplateSendJobFinishEvent):
             return CallbackResult([], acknowledged)
         return CallbackResult([receipt_for(event)], acknowledged)
+
+    def _decrypt(self, request: HttpRequest) -> str:
+        """Decrypt a safe-mode callback body, checking msg_signature and the app id."""
+        crypto = WeChatCrypto(self.credentials["callback_token"],
+                              self.credentials["callback_aes_key"], self.config["app_id"])
+        try:
+            return crypto.decrypt_message(
+                request.body, request.GET.get("msg_signature", ""),
+                request.GET.get("timestamp", ""), request.GET.get("nonce", ""),
+            )
+        except InvalidSignatureException:
+            raise CallbackRejected("the msg_signature does not match the encrypted body") from None
+        except InvalidAppIdException:
+            raise CallbackRejected("the encrypted body names another app id") from None
+        except (ExpatError, KeyError, TypeError, ValueError, IndexError, struct.error) as error:
+            raise CallbackRejected(f"the encrypted body cannot be decrypted: {error}") from None
 
     def _check_signature(self, request: HttpRequest) -> None:
         token = self.credentials.get("callback_token")
@@ -177,8 +209,19 @@ class WeChatTemplateProvider(TokenAuthProvider):
         signer = WeChatSigner()
         signer.add_data(token, request.GET.get("timestamp", ""), request.GET.get("nonce", ""))
         # wechatpy's check_signature compares with !=, so compare in constant time here.
-        if not hmac.compare_digest(signer.signature, request.GET.get("signature", "")):
+        given = request.GET.get("signature", "").encode()
+        if not hmac.compare_digest(signer.signature.encode(), given):
             raise CallbackRejected("the signature does not match the callback token")
+
+
+def valid_aes_key(value: Any) -> bool:
+    """Check that an EncodingAESKey is 43 characters of Base64 for a 32-byte AES key."""
+    if not isinstance(value, str) or len(value) != 43:
+        return False
+    try:
+        return len(base64.b64decode(value + "=", validate=True)) == 32
+    except binascii.Error:
+        return False
 
 
 def receipt_for(event: TemplateSendJobFinishEvent) -> Receipt:

@@ -1,11 +1,15 @@
 """WeChat Official Account end to end: push API, pipeline, fake WeChat, and the
 TEMPLATESENDJOBFINISH callback through the callback endpoint."""
+import base64
 import hashlib
+import os
 import time
 import uuid
 from datetime import datetime, timezone
 
 import pytest
+import xmltodict
+from wechatpy.crypto import WeChatCrypto
 
 from channels_app.models import Channel, Contact
 from preferences.models import UserProfile
@@ -96,8 +100,10 @@ def test_unfollowed_user_deactivates_contact(wechat, channel, frozen_clock, post
 # The TEMPLATESENDJOBFINISH callback
 
 
-def signed_query(token: str = CALLBACK_TOKEN, **extra: str) -> str:
-    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+def signed_query(token: str = CALLBACK_TOKEN, timestamp: str = "", nonce: str = "",
+                 **extra: str) -> str:
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or uuid.uuid4().hex[:10]
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     params = {"signature": signature, "timestamp": timestamp, "nonce": nonce, **extra}
     return "&".join(f"{name}={value}" for name, value in params.items())
@@ -189,7 +195,7 @@ def test_unreadable_body_answered_success(client, channel):
     assert response.status_code == 200
 
 
-def test_encrypted_callback_acknowledged(client, channel):
+def test_encrypted_callback_without_key_acknowledged(client, channel):
     body = b"<xml><ToUserName>gh_1</ToUserName><Encrypt>c2VjcmV0</Encrypt></xml>"
 
     response = post_callback(client, channel, body,
@@ -197,6 +203,61 @@ def test_encrypted_callback_acknowledged(client, channel):
 
     assert response.status_code == 200
     assert response.content == b"success"
+
+
+@pytest.fixture
+def aes_key():
+    return base64.b64encode(os.urandom(32)).decode()[:43]
+
+
+@pytest.fixture
+def safe_mode_channel(channel, aes_key):
+    channel.credentials = {"app_secret": SECRET, "callback_token": CALLBACK_TOKEN,
+                           "callback_aes_key": aes_key}
+    channel.save()
+    return channel
+
+
+def encrypted(body: bytes, aes_key: str, app_id: str = APP_ID) -> tuple[bytes, str]:
+    """Encrypt a callback body as WeChat does in safe mode; return (body, query)."""
+    nonce, timestamp = uuid.uuid4().hex[:10], str(int(time.time()))
+    reply = WeChatCrypto(CALLBACK_TOKEN, aes_key, app_id).encrypt_message(
+        body.decode(), nonce, timestamp)
+    fields = xmltodict.parse(reply)["xml"]
+    query = signed_query(timestamp=timestamp, nonce=nonce, encrypt_type="aes",
+                         msg_signature=fields["MsgSignature"])
+    wire_body = f"<xml><ToUserName>gh_1</ToUserName><Encrypt>{fields['Encrypt']}</Encrypt></xml>"
+    return wire_body.encode(), query
+
+
+def test_encrypted_callback_marks_delivered(client, sent_record, safe_mode_channel, aes_key):
+    body, query = encrypted(job_finished(sent_record.provider_message_id, "success"), aes_key)
+
+    response = post_callback(client, safe_mode_channel, body, query)
+
+    assert response.status_code == 200
+    sent_record.refresh_from_db()
+    assert sent_record.status == "delivered"
+
+
+def test_encrypted_callback_bad_msg_signature(client, sent_record, safe_mode_channel, aes_key):
+    body, query = encrypted(job_finished(sent_record.provider_message_id, "success"), aes_key)
+    query = query.replace("msg_signature=", "msg_signature=0")
+
+    response = post_callback(client, safe_mode_channel, body, query)
+
+    assert response.status_code == 403
+    sent_record.refresh_from_db()
+    assert sent_record.status == "sent"
+
+
+def test_encrypted_callback_for_other_app(client, sent_record, safe_mode_channel, aes_key):
+    body, query = encrypted(job_finished(sent_record.provider_message_id, "success"), aes_key,
+                            app_id="wxsomeoneelse")
+
+    response = post_callback(client, safe_mode_channel, body, query)
+
+    assert response.status_code == 403
 
 
 def test_server_verification_echoes_echostr(client, channel):
@@ -210,6 +271,12 @@ def test_server_verification_echoes_echostr(client, channel):
 def test_server_verification_with_bad_signature(client, channel):
     response = client.get(f"/api/v1/callbacks/{channel.pk}?"
                           f"{signed_query(token='wrong', echostr='5837397818215477')}")
+
+    assert response.status_code == 403
+
+
+def test_non_ascii_signature_rejected(client, channel):
+    response = client.get(f"/api/v1/callbacks/{channel.pk}?signature=%E7%AD%BE&echostr=1")
 
     assert response.status_code == 403
 

@@ -1,5 +1,6 @@
 """WeChatTemplateProvider end to end against the fake WeChat API and its token endpoint."""
 
+import base64
 import logging
 import threading
 import uuid
@@ -402,6 +403,35 @@ def test_validate_names_missing_and_unknown_fields():
     errors = WeChatTemplateProvider.validate({"appid": APP_ID}, {})
 
     assert set(errors) == {"config.app_id", "config.appid", "credentials.app_secret"}
+
+
+def test_validate_accepts_aes_key():
+    key = base64.b64encode(bytes(range(32))).decode()[:43]
+
+    errors = WeChatTemplateProvider.validate(
+        {"app_id": APP_ID}, {"app_secret": "s", "callback_token": "t", "callback_aes_key": key}
+    )
+
+    assert errors == {}
+
+
+@pytest.mark.parametrize("key", ["short", "!" * 43, 43])
+def test_validate_rejects_malformed_aes_key(key):
+    errors = WeChatTemplateProvider.validate(
+        {"app_id": APP_ID}, {"app_secret": "s", "callback_token": "t", "callback_aes_key": key}
+    )
+
+    assert set(errors) == {"credentials.callback_aes_key"}
+
+
+def test_validate_aes_key_needs_callback_token():
+    key = base64.b64encode(bytes(range(32))).decode()[:43]
+
+    errors = WeChatTemplateProvider.validate(
+        {"app_id": APP_ID}, {"app_secret": "s", "callback_aes_key": key}
+    )
+
+    assert set(errors) == {"credentials.callback_token"}
 
 
 def test_validate_rejects_malformed_template_ids():
