@@ -10,8 +10,8 @@ callback_aes_key credential.
 import base64
 import binascii
 import hmac
-import struct
 import logging
+import struct
 from datetime import datetime, timezone
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -209,8 +209,8 @@ class WeChatTemplateProvider(TokenAuthProvider):
         signer = WeChatSigner()
         signer.add_data(token, request.GET.get("timestamp", ""), request.GET.get("nonce", ""))
         # wechatpy's check_signature compares with !=, so compare in constant time here.
-        given = request.GET.get("signature", "").encode()
-        if not hmac.compare_digest(signer.signature.encode(), given):
+        received = request.GET.get("signature", "").encode()
+        if not hmac.compare_digest(signer.signature.encode(), received):
             raise CallbackRejected("the signature does not match the callback token")
 
 
