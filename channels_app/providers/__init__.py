@@ -9,6 +9,10 @@ from channels_app.providers.huawei import HuaweiProvider
 from channels_app.providers.jpush import JPushProvider
 from channels_app.providers.smtp import SmtpProvider
 from channels_app.providers.tpns import TpnsProvider
+from channels_app.providers.wechat_subscribe import WeChatSubscribeProvider
+from channels_app.providers.wechat_template import WeChatTemplateProvider
+from channels_app.providers.wecom_app import WeComAppProvider
+from channels_app.providers.wecom_robot import WeComRobotProvider
 from channels_app.providers.xiaomi import XiaomiProvider
 
 REGISTRY: dict[str, type[Provider]] = {
@@ -25,6 +29,10 @@ REGISTRY: dict[str, type[Provider]] = {
         JPushProvider,
         AliyunPushProvider,
         TpnsProvider,
+        WeChatTemplateProvider,
+        WeChatSubscribeProvider,
+        WeComAppProvider,
+        WeComRobotProvider,
     )
 }
 
