@@ -7,6 +7,7 @@ two septets each. Any other character, Chinese included, forces UCS-2: 70 UTF-16
 code units in one part, 67 per part when split; a character outside the Basic
 Multilingual Plane, such as most emoji, takes two units.
 """
+
 from dataclasses import dataclass
 
 GSM_BASIC = frozenset(

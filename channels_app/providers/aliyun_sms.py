@@ -15,20 +15,21 @@ Options and config read per message:
 Messages that share template, sign name and parameters go out in one SendSms request
 (at most 1000 numbers). Other messages of one template go out through SendBatchSms,
 which takes a sign name and parameters per number (at most 100 numbers). Aliyun
-answers a whole request with one Code and one BizId, so every record of a request
+returns one Code and one BizId for a whole request, so every record of a request
 shares its BizId and the status report names the number.
 
 Status reports: configure the console's HTTP batch push ("HTTP批量推送") to
 `<callback URL>?token=<credentials.callback_token>`. Aliyun does not sign these
 reports, so the adapter rejects any report whose token does not match.
 """
+
 import base64
 import hashlib
 import hmac
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -47,8 +48,8 @@ from channels_app.providers.base import (
 from channels_app.providers.sms_common import (
     as_string,
     check_callback_token,
-    chunks_with_unique_addresses,
     china_time,
+    chunks_with_unique_addresses,
     run_concurrently,
     template_for,
 )
@@ -125,7 +126,9 @@ def rpc_signature(method: str, params: dict[str, str], secret: str) -> str:
         if name != "Signature"
     )
     string_to_sign = f"{method}&{percent_encode('/')}&{percent_encode(canonical)}"
-    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    digest = hmac.new(
+        f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1
+    ).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -136,12 +139,18 @@ def aliyun_number(address: str) -> str:
     return address.removeprefix("+")
 
 
-def e164_number(reported: str) -> str:
-    """Write a number from a status report in E.164, as contacts store it."""
+def e164_candidates(reported: str) -> list[str]:
+    """Return the E.164 numbers a status report's phone_number can stand for.
+
+    Mainland numbers are reported without +86, and 11 digits starting with 1 can
+    also be a North American number with its country code, so both are returned.
+    """
     digits = reported.strip().removeprefix("+")
+    if not digits:
+        return []
     if len(digits) == 11 and digits.startswith("1"):
-        return f"+86{digits}"
-    return f"+{digits}"
+        return [f"+86{digits}", f"+{digits}"]
+    return [f"+{digits}"]
 
 
 class AliyunSmsProvider(Provider):
@@ -149,24 +158,38 @@ class AliyunSmsProvider(Provider):
     kinds = ("sms",)
     address_kinds = ("phone",)
     required_config = ("sign_name",)
-    optional_config = ("template_codes", "template_code", "region_id", "base_url",
-                       "concurrency")
+    optional_config = (
+        "template_codes",
+        "template_code",
+        "region_id",
+        "base_url",
+        "concurrency",
+    )
     required_credentials = ("access_key_id", "access_key_secret")
     optional_credentials = ("callback_token",)
 
     @classmethod
-    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+    def validate(
+        cls, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> dict[str, str]:
         errors = super().validate(config, credentials)
         codes = config.get("template_codes", {})
-        if not isinstance(codes, dict) or not all(isinstance(v, str) for v in codes.values()):
+        if not isinstance(codes, dict) or not all(
+            isinstance(v, str) for v in codes.values()
+        ):
             errors["config.template_codes"] = (
                 "Must map notification types to template codes, such as "
                 '{"login_code": "SMS_154950909"}.'
             )
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
-                 **context: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        **context: str,
+    ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.endpoint = (config.get("base_url") or DEFAULT_BASE_URL).rstrip("/") + "/"
         self.concurrency = int(config.get("concurrency", 8))
@@ -179,25 +202,35 @@ class AliyunSmsProvider(Provider):
         requests: list[list[OutgoingMessage]] = []
         by_template: dict[str, list[OutgoingMessage]] = {}
         for message in messages:
-            template = template_for(message, self.config, "template_code", "template_codes",
-                                    "template_code")
+            template = template_for(
+                message, self.config, "template_code", "template_codes", "template_code"
+            )
             if not template:
-                results.append(SendResult(
-                    message.record_id, Outcome.PERMANENT, error_code="template_missing",
-                    error_message=f"no Aliyun template code for notification type "
-                                  f"{message.notification_type!r}"))
+                results.append(
+                    SendResult(
+                        message.record_id,
+                        Outcome.PERMANENT,
+                        error_code="template_missing",
+                        error_message=f"no Aliyun template code for notification type "
+                        f"{message.notification_type!r}",
+                    )
+                )
                 continue
             by_template.setdefault(template, []).append(message)
         for group in by_template.values():
             requests.extend(self._split(group))
-        for batch_results in run_concurrently(self._send_request, requests, self.concurrency):
+        for batch_results in run_concurrently(
+            self._send_request, requests, self.concurrency
+        ):
             results.extend(batch_results)
         return results
 
     def _split(self, group: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
         """Split one template's messages into SendSms or SendBatchSms requests."""
         variants = {(self._sign_name(m), self._params(m)) for m in group}
-        size = SEND_SMS_MAX_NUMBERS if len(variants) == 1 else SEND_BATCH_SMS_MAX_NUMBERS
+        size = (
+            SEND_SMS_MAX_NUMBERS if len(variants) == 1 else SEND_BATCH_SMS_MAX_NUMBERS
+        )
         return list(chunks_with_unique_addresses(group, size, lambda m: m.address))
 
     def _sign_name(self, message: OutgoingMessage) -> str:
@@ -205,14 +238,19 @@ class AliyunSmsProvider(Provider):
 
     @staticmethod
     def _params(message: OutgoingMessage) -> str:
-        params = message.options.get("params") or message.variables
+        params = message.options.get("params")
+        if not isinstance(params, dict):
+            params = message.variables
         strings = {str(name): as_string(value) for name, value in params.items()}
-        return json.dumps(strings, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return json.dumps(
+            strings, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        )
 
     def _request_params(self, messages: list[OutgoingMessage]) -> dict[str, str]:
         first = messages[0]
-        template = template_for(first, self.config, "template_code", "template_codes",
-                                "template_code")
+        template = template_for(
+            first, self.config, "template_code", "template_codes", "template_code"
+        )
         signs = [self._sign_name(m) for m in messages]
         params = [self._params(m) for m in messages]
         if len(set(signs)) == 1 and len(set(params)) == 1:
@@ -242,10 +280,12 @@ class AliyunSmsProvider(Provider):
             "SignatureMethod": "HMAC-SHA1",
             "SignatureVersion": "1.0",
             "SignatureNonce": uuid.uuid4().hex,
-            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "RegionId": str(self.config.get("region_id") or "cn-hangzhou"),
         }
-        params["Signature"] = rpc_signature("POST", params, self.credentials["access_key_secret"])
+        params["Signature"] = rpc_signature(
+            "POST", params, self.credentials["access_key_secret"]
+        )
         return params
 
     def _send_request(self, messages: list[OutgoingMessage]) -> list[SendResult]:
@@ -253,15 +293,23 @@ class AliyunSmsProvider(Provider):
         try:
             response = self._http.post(self.endpoint, data=self._signed(fields))
         except httpx.HTTPError as error:
-            return self._all(messages, Outcome.RETRYABLE, "network",
-                             str(error)[:500] or type(error).__name__)
+            return self._all(
+                messages,
+                Outcome.RETRYABLE,
+                "network",
+                str(error)[:500] or type(error).__name__,
+            )
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return self._all(messages, classify(response.status_code, ""),
-                             f"http_{response.status_code}", response.text[:500])
+            return self._all(
+                messages,
+                classify(response.status_code, ""),
+                f"http_{response.status_code}",
+                response.text[:500],
+            )
         code = str(body.get("Code", ""))
         if response.status_code == 200 and code == "OK":
             return [self._sent(m, str(body.get("BizId", ""))) for m in messages]
@@ -270,30 +318,42 @@ class AliyunSmsProvider(Provider):
         if outcome == Outcome.INVALID_ADDRESS and len(messages) > 1:
             # The whole request fails for one bad number without naming it, so each
             # number is sent on its own to find it.
-            logger.info("aliyun_sms: %s for a request of %d numbers; sending them one by one",
-                        code, len(messages))
+            logger.info(
+                "aliyun_sms: %s for a request of %d numbers; sending them one by one",
+                code,
+                len(messages),
+            )
             return [result for m in messages for result in self._send_request([m])]
         if outcome == Outcome.CONFIGURATION:
             logger.error("aliyun_sms: %s: %s", code, body.get("Message", ""))
         results = self._all(messages, outcome, code, str(body.get("Message", ""))[:500])
         for result in results:
             result.retry_after = RETRY_AFTER.get(code)
-            result.response_data = {"status": response.status_code,
-                                    "request_id": str(body.get("RequestId", ""))}
+            result.response_data = {
+                "status": response.status_code,
+                "request_id": str(body.get("RequestId", "")),
+            }
         return results
 
     def _sent(self, message: OutgoingMessage, biz_id: str) -> SendResult:
         # NOTE: Aliyun reports no part count at send time, so this counts the sign
         # name and the body we rendered, which is an estimate of the approved template.
         text = f"【{self._sign_name(message)}】{message.body}"
-        return SendResult(message.record_id, Outcome.SENT, provider_message_id=biz_id,
-                          segments=sms_length(text).segments)
+        return SendResult(
+            message.record_id,
+            Outcome.SENT,
+            provider_message_id=biz_id,
+            segments=sms_length(text).segments,
+        )
 
     @staticmethod
-    def _all(messages: list[OutgoingMessage], outcome: Outcome, code: str,
-             text: str) -> list[SendResult]:
-        return [SendResult(m.record_id, outcome, error_code=code, error_message=text)
-                for m in messages]
+    def _all(
+        messages: list[OutgoingMessage], outcome: Outcome, code: str, text: str
+    ) -> list[SendResult]:
+        return [
+            SendResult(m.record_id, outcome, error_code=code, error_message=text)
+            for m in messages
+        ]
 
     # Status reports
 
@@ -304,29 +364,45 @@ class AliyunSmsProvider(Provider):
         except ValueError:
             reports = None
         if not isinstance(reports, list):
-            return CallbackResult(response=JsonResponse(
-                {"code": 1, "msg": "the body must be a JSON array"}, status=400))
-        receipts = [self._receipt(report) for report in reports if isinstance(report, dict)]
+            return CallbackResult(
+                response=JsonResponse(
+                    {"code": 1, "msg": "the body must be a JSON array"}, status=400
+                )
+            )
+        receipts = [
+            receipt
+            for report in reports
+            if isinstance(report, dict)
+            for receipt in self._receipts(report)
+        ]
         return CallbackResult(
-            [receipt for receipt in receipts if receipt is not None],
-            JsonResponse({"code": 0, "msg": "接收成功"}, json_dumps_params={"ensure_ascii": False}),
+            receipts,
+            JsonResponse(
+                {"code": 0, "msg": "接收成功"},
+                json_dumps_params={"ensure_ascii": False},
+            ),
         )
 
     @staticmethod
-    def _receipt(report: dict[str, Any]) -> Receipt | None:
+    def _receipts(report: dict[str, Any]) -> list[Receipt]:
+        """Build one receipt per number the report can mean; one BizId covers a batch."""
         biz_id = str(report.get("biz_id") or "")
         if not biz_id:
-            return None
+            return []
         delivered = report.get("success") is True
-        return Receipt(
-            provider_message_id=biz_id,
-            event=ReceiptEvent.DELIVERED if delivered else ReceiptEvent.FAILED,
-            address=e164_number(str(report.get("phone_number") or "")),
-            occurred_at=china_time(report.get("report_time")),
-            error_code="" if delivered else str(report.get("err_code") or ""),
-            error_message="" if delivered else str(report.get("err_msg") or ""),
-        )
+        # NOTE: carrier codes such as MK:0001 mix empty numbers with switched-off
+        # phones, so a failed report never deactivates the contact.
+        return [
+            Receipt(
+                provider_message_id=biz_id,
+                event=ReceiptEvent.DELIVERED if delivered else ReceiptEvent.FAILED,
+                address=address,
+                occurred_at=china_time(report.get("report_time")),
+                error_code="" if delivered else str(report.get("err_code") or ""),
+                error_message="" if delivered else str(report.get("err_msg") or ""),
+            )
+            for address in e164_candidates(str(report.get("phone_number") or ""))
+        ]
 
     def close(self) -> None:
         self._http.close()
-

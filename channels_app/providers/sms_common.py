@@ -1,4 +1,5 @@
 """Pieces shared by the SMS adapters: templates, batching, callbacks and threads."""
+
 import hmac
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,13 @@ R = TypeVar("R")
 CHINA_TIME = timezone(timedelta(hours=8))
 
 
-def template_for(message: OutgoingMessage, config: dict[str, Any], option: str,
-                 by_type: str, default: str) -> str:
+def template_for(
+    message: OutgoingMessage,
+    config: dict[str, Any],
+    option: str,
+    by_type: str,
+    default: str,
+) -> str:
     """Pick a template: the message's option, else by notification type, else default.
 
     For example option="template_code", by_type="template_codes" and
@@ -61,7 +67,9 @@ def chunks_with_unique_addresses(
         pending = later
 
 
-def run_concurrently(function: Callable[[T], R], items: list[T], workers: int) -> list[R]:
+def run_concurrently(
+    function: Callable[[T], R], items: list[T], workers: int
+) -> list[R]:
     """Call `function` on each item from up to `workers` threads; keep the order."""
     if len(items) <= 1 or workers <= 1:
         return [function(item) for item in items]
@@ -77,15 +85,19 @@ def check_callback_token(request: HttpRequest, credentials: dict[str, Any]) -> N
     """
     expected = str(credentials.get("callback_token") or "")
     if not expected:
-        raise CallbackRejected("the channel has no callback_token, so it takes no callbacks")
-    given = request.GET.get("token", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise CallbackRejected(
+            "the channel has no callback_token, so it takes no callbacks"
+        )
+    received = request.GET.get("token", "")
+    if not hmac.compare_digest(received.encode(), expected.encode()):
         raise CallbackRejected("the token query parameter does not match")
 
 
 def china_time(text: Any) -> datetime | None:
     """Parse "YYYY-MM-DD hh:mm:ss" in China Standard Time; None when malformed."""
     try:
-        return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME)
+        return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=CHINA_TIME
+        )
     except ValueError:
         return None

@@ -4,9 +4,11 @@ The text is message.body, plus an opt-out line in the message's locale for
 marketing. SMSType is Promotional for marketing and Transactional otherwise (such
 as verification codes). boto3's retries are off: the pipeline owns retries.
 
-SNS accepts a Publish to a number that opted out and drops it later; it reports
-delivery only to CloudWatch Logs, not over HTTP, so this adapter takes no callbacks.
+SNS accepts a Publish to a number that opted out and drops the message later. It
+reports delivery only to CloudWatch Logs, not over HTTP, so this adapter takes no
+callbacks.
 """
+
 import logging
 import threading
 from decimal import Decimal, InvalidOperation
@@ -34,6 +36,7 @@ def sns_client(**arguments: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client("sns", **arguments)
+
 
 # Error Code from the SNS XML error body.
 ERROR_CODES: dict[str, Outcome] = {
@@ -68,8 +71,10 @@ ERROR_CODES: dict[str, Outcome] = {
 def classify(status: int, code: str, text: str) -> Outcome:
     outcome = ERROR_CODES.get(code)
     if outcome is None:
-        outcome = Outcome.RETRYABLE if status >= 500 or status == 429 else Outcome.PERMANENT
-    # SNS says "Invalid parameter: PhoneNumber Reason: ... is not valid to publish to".
+        outcome = (
+            Outcome.RETRYABLE if status >= 500 or status == 429 else Outcome.PERMANENT
+        )
+    # SNS returns "Invalid parameter: PhoneNumber Reason: ... is not valid to publish to".
     if code == "InvalidParameter" and "PhoneNumber" in text:
         outcome = Outcome.INVALID_ADDRESS
     return outcome
@@ -80,23 +85,37 @@ class SnsProvider(Provider):
     kinds = ("sms",)
     address_kinds = ("phone",)
     required_config = ("region",)
-    optional_config = ("base_url", "sender_id", "max_price", "origination_number",
-                       "concurrency")
+    optional_config = (
+        "base_url",
+        "sender_id",
+        "max_price",
+        "origination_number",
+        "concurrency",
+    )
     required_credentials = ("access_key_id", "secret_access_key")
     optional_credentials = ("session_token",)
 
     @classmethod
-    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+    def validate(
+        cls, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> dict[str, str]:
         errors = super().validate(config, credentials)
         if config.get("max_price") not in (None, ""):
             try:
                 Decimal(str(config["max_price"]))
             except InvalidOperation:
-                errors["config.max_price"] = "Must be a price in US dollars, such as 0.05."
+                errors["config.max_price"] = (
+                    "Must be a price in US dollars, such as 0.05."
+                )
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
-                 **context: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        **context: str,
+    ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.concurrency = int(config.get("concurrency", 16))
         self._client = sns_client(
@@ -122,13 +141,19 @@ class SnsProvider(Provider):
         }
         if self.config.get("sender_id"):
             attributes["AWS.SNS.SMS.SenderID"] = {
-                "DataType": "String", "StringValue": str(self.config["sender_id"])}
+                "DataType": "String",
+                "StringValue": str(self.config["sender_id"]),
+            }
         if self.config.get("origination_number"):
             attributes["AWS.MM.SMS.OriginationNumber"] = {
-                "DataType": "String", "StringValue": str(self.config["origination_number"])}
+                "DataType": "String",
+                "StringValue": str(self.config["origination_number"]),
+            }
         if self.config.get("max_price") not in (None, ""):
             attributes["AWS.SNS.SMS.MaxPrice"] = {
-                "DataType": "Number", "StringValue": str(self.config["max_price"])}
+                "DataType": "Number",
+                "StringValue": str(self.config["max_price"]),
+            }
         return attributes
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
@@ -137,28 +162,45 @@ class SnsProvider(Provider):
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         text = text_with_opt_out(message.body, message.marketing, message.locale)
         try:
-            answer = self._client.publish(PhoneNumber=message.address, Message=text,
-                                          MessageAttributes=self._attributes(message))
+            answer = self._client.publish(
+                PhoneNumber=message.address,
+                Message=text,
+                MessageAttributes=self._attributes(message),
+            )
         except ClientError as error:
             return self._failed(message, error)
         except BotoCoreError as error:
-            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
-                              error_message=str(error)[:500])
-        return SendResult(message.record_id, Outcome.SENT,
-                          provider_message_id=str(answer.get("MessageId", "")),
-                          segments=sms_length(text).segments)
+            return SendResult(
+                message.record_id,
+                Outcome.RETRYABLE,
+                error_code="network",
+                error_message=str(error)[:500],
+            )
+        return SendResult(
+            message.record_id,
+            Outcome.SENT,
+            provider_message_id=str(answer.get("MessageId", "")),
+            segments=sms_length(text).segments,
+        )
 
     @staticmethod
     def _failed(message: OutgoingMessage, error: ClientError) -> SendResult:
         details = error.response.get("Error", {})
         code = str(details.get("Code", ""))
         text = str(details.get("Message", ""))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        status = int(
+            error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        )
         outcome = classify(status, code, text)
         if outcome == Outcome.CONFIGURATION:
             logger.error("sns: %s (HTTP %s): %s", code, status, text)
-        return SendResult(message.record_id, outcome, error_code=code or f"http_{status}",
-                          error_message=text[:500], response_data={"status": status})
+        return SendResult(
+            message.record_id,
+            outcome,
+            error_code=code or f"http_{status}",
+            error_message=text[:500],
+            response_data={"status": status},
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -14,19 +14,20 @@ Options and config read per message:
   template id to such a list.
 
 Messages that share template, sign name and parameters go out in one request of at
-most 200 numbers; Tencent answers with a status and a SerialNo per number, and
-reports the billed part count as Fee.
+most 200 numbers. Tencent returns a status and a SerialNo for each number, and
+the billed part count as Fee.
 
 Status callbacks: set the console's status report URL to
 `<callback URL>?token=<credentials.callback_token>`. Tencent does not sign these
 reports, so the adapter rejects any report whose token does not match.
 """
+
 import hashlib
 import hmac
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,8 +46,8 @@ from channels_app.providers.base import (
 from channels_app.providers.sms_common import (
     as_string,
     check_callback_token,
-    chunks_with_unique_addresses,
     china_time,
+    chunks_with_unique_addresses,
     run_concurrently,
     template_for,
 )
@@ -59,7 +60,7 @@ API_VERSION = "2021-01-11"
 SERVICE = "sms"
 MAX_NUMBERS = 200
 CONTENT_TYPE = "application/json; charset=utf-8"
-# Per-number limits reset within a minute to a day; retry after the shortest.
+# Per-number limits span 30 seconds to a day, so each code waits as long as its window.
 NUMBER_LIMIT_RETRY_SECONDS = 60.0
 DAILY_LIMIT_RETRY_SECONDS = 3600.0
 
@@ -126,10 +127,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def tc3_signature(secret_key: str, host: str, body: bytes, timestamp: int,
-                  service: str = SERVICE) -> str:
+def tc3_signature(
+    secret_key: str, host: str, body: bytes, timestamp: int, service: str = SERVICE
+) -> str:
     """Compute the hex TC3-HMAC-SHA256 signature over content-type and host."""
-    date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+    date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
     canonical_request = (
         f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{host}\n\n"
         f"content-type;host\n{sha256_hex(body)}"
@@ -149,13 +151,21 @@ class TencentSmsProvider(Provider):
     kinds = ("sms",)
     address_kinds = ("phone",)
     required_config = ("sms_sdk_app_id", "sign_name")
-    optional_config = ("template_ids", "template_id", "param_order", "region", "base_url",
-                       "concurrency")
+    optional_config = (
+        "template_ids",
+        "template_id",
+        "param_order",
+        "region",
+        "base_url",
+        "concurrency",
+    )
     required_credentials = ("secret_id", "secret_key")
     optional_credentials = ("callback_token",)
 
     @classmethod
-    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+    def validate(
+        cls, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> dict[str, str]:
         errors = super().validate(config, credentials)
         if not isinstance(config.get("template_ids", {}), dict):
             errors["config.template_ids"] = (
@@ -168,8 +178,13 @@ class TencentSmsProvider(Provider):
             )
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
-                 **context: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        **context: str,
+    ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.endpoint = (config.get("base_url") or DEFAULT_BASE_URL).rstrip("/") + "/"
         self.host = urlsplit(self.endpoint).netloc
@@ -179,15 +194,17 @@ class TencentSmsProvider(Provider):
     # Request building
 
     def _template(self, message: OutgoingMessage) -> str:
-        return template_for(message, self.config, "template_id", "template_ids", "template_id")
+        return template_for(
+            message, self.config, "template_id", "template_ids", "template_id"
+        )
 
     def _sign_name(self, message: OutgoingMessage) -> str:
         return str(message.options.get("sign_name") or self.config["sign_name"])
 
     def _params(self, message: OutgoingMessage, template: str) -> tuple[str, ...]:
-        given = message.options.get("params")
-        if isinstance(given, list):
-            return tuple(as_string(value) for value in given)
+        option_params = message.options.get("params")
+        if isinstance(option_params, list):
+            return tuple(as_string(value) for value in option_params)
         order = self.config.get("param_order") or []
         if isinstance(order, dict):
             order = order.get(template) or []
@@ -199,10 +216,15 @@ class TencentSmsProvider(Provider):
         for message in messages:
             template = self._template(message)
             if not template:
-                results.append(SendResult(
-                    message.record_id, Outcome.PERMANENT, error_code="template_missing",
-                    error_message=f"no Tencent template id for notification type "
-                                  f"{message.notification_type!r}"))
+                results.append(
+                    SendResult(
+                        message.record_id,
+                        Outcome.PERMANENT,
+                        error_code="template_missing",
+                        error_message=f"no Tencent template id for notification type "
+                        f"{message.notification_type!r}",
+                    )
+                )
                 continue
             key = (template, self._sign_name(message), self._params(message, template))
             groups.setdefault(key, []).append(message)
@@ -210,9 +232,13 @@ class TencentSmsProvider(Provider):
         requests = [
             (key, chunk)
             for key, group in groups.items()
-            for chunk in chunks_with_unique_addresses(group, MAX_NUMBERS, lambda m: m.address)
+            for chunk in chunks_with_unique_addresses(
+                group, MAX_NUMBERS, lambda m: m.address
+            )
         ]
-        for request_results in run_concurrently(self._send_request, requests, self.concurrency):
+        for request_results in run_concurrently(
+            self._send_request, requests, self.concurrency
+        ):
             results.extend(request_results)
         return results
 
@@ -229,16 +255,25 @@ class TencentSmsProvider(Provider):
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            response = self._http.post(self.endpoint, content=body, headers=self._headers(body))
+            response = self._http.post(
+                self.endpoint, content=body, headers=self._headers(body)
+            )
         except httpx.HTTPError as error:
-            return self._all(messages, "network", str(error)[:500] or type(error).__name__,
-                             Outcome.RETRYABLE)
+            return self._all(
+                messages,
+                "network",
+                str(error)[:500] or type(error).__name__,
+                Outcome.RETRYABLE,
+            )
         try:
             answer = response.json()["Response"]
         except (ValueError, KeyError, TypeError):
-            outcome = Outcome.RETRYABLE if response.status_code >= 500 else Outcome.PERMANENT
-            return self._all(messages, f"http_{response.status_code}", response.text[:500],
-                             outcome)
+            outcome = (
+                Outcome.RETRYABLE if response.status_code >= 500 else Outcome.PERMANENT
+            )
+            return self._all(
+                messages, f"http_{response.status_code}", response.text[:500], outcome
+            )
 
         error = answer.get("Error")
         if isinstance(error, dict):
@@ -255,8 +290,10 @@ class TencentSmsProvider(Provider):
 
     def _headers(self, body: bytes) -> dict[str, str]:
         timestamp = int(time.time())
-        date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
-        signature = tc3_signature(self.credentials["secret_key"], self.host, body, timestamp)
+        date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+        signature = tc3_signature(
+            self.credentials["secret_key"], self.host, body, timestamp
+        )
         credential = f"{self.credentials['secret_id']}/{date}/{SERVICE}/tc3_request"
         return {
             "Content-Type": CONTENT_TYPE,
@@ -274,25 +311,52 @@ class TencentSmsProvider(Provider):
     @staticmethod
     def _result(message: OutgoingMessage, status: dict[str, Any] | None) -> SendResult:
         if status is None:
-            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="no_status",
-                              error_message="Tencent returned no status for this number")
+            return SendResult(
+                message.record_id,
+                Outcome.RETRYABLE,
+                error_code="no_status",
+                error_message="Tencent returned no status for this number",
+            )
         code = str(status.get("Code", ""))
         if code == "Ok":
             fee = status.get("Fee")
-            segments = fee if isinstance(fee, int) and fee > 0 else sms_length(message.body).segments
-            return SendResult(message.record_id, Outcome.SENT,
-                              provider_message_id=str(status.get("SerialNo", "")),
-                              segments=segments)
-        return SendResult(message.record_id, classify(code), error_code=code,
-                          error_message=str(status.get("Message", ""))[:500],
-                          retry_after=RETRY_AFTER.get(code))
+            segments = (
+                fee
+                if isinstance(fee, int) and fee > 0
+                else sms_length(message.body).segments
+            )
+            return SendResult(
+                message.record_id,
+                Outcome.SENT,
+                provider_message_id=str(status.get("SerialNo", "")),
+                segments=segments,
+            )
+        return SendResult(
+            message.record_id,
+            classify(code),
+            error_code=code,
+            error_message=str(status.get("Message", ""))[:500],
+            retry_after=RETRY_AFTER.get(code),
+        )
 
     @staticmethod
-    def _all(messages: list[OutgoingMessage], code: str, text: str,
-             outcome: Outcome | None = None) -> list[SendResult]:
+    def _all(
+        messages: list[OutgoingMessage],
+        code: str,
+        text: str,
+        outcome: Outcome | None = None,
+    ) -> list[SendResult]:
         outcome = outcome or classify(code)
-        return [SendResult(m.record_id, outcome, error_code=code, error_message=text,
-                           retry_after=RETRY_AFTER.get(code)) for m in messages]
+        return [
+            SendResult(
+                m.record_id,
+                outcome,
+                error_code=code,
+                error_message=text,
+                retry_after=RETRY_AFTER.get(code),
+            )
+            for m in messages
+        ]
 
     # Status reports
 
@@ -303,10 +367,14 @@ class TencentSmsProvider(Provider):
         except ValueError:
             reports = None
         if not isinstance(reports, list):
-            return CallbackResult(response=JsonResponse(
-                {"result": 1, "errmsg": "the body must be a JSON array"}, status=400))
+            return CallbackResult(
+                response=JsonResponse(
+                    {"result": 1, "errmsg": "the body must be a JSON array"}, status=400
+                )
+            )
         receipts = [
-            self._receipt(report) for report in reports
+            self._receipt(report)
+            for report in reports
             if isinstance(report, dict) and report.get("sid")
         ]
         return CallbackResult(receipts, JsonResponse({"result": 0, "errmsg": "OK"}))

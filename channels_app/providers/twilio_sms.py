@@ -8,6 +8,7 @@ callback URL as StatusCallback, so Twilio reports delivery there.
 The client ignores TWILIO_REGION and TWILIO_EDGE: they would rewrite the API host,
 and with it a configured base_url, into another region's host name.
 """
+
 import logging
 from typing import Any
 
@@ -77,25 +78,44 @@ class TwilioProvider(Provider):
     kinds = ("sms",)
     address_kinds = ("phone",)
     required_credentials = ("account_sid", "auth_token")
-    optional_config = ("from_number", "messaging_service_sid", "base_url", "concurrency")
+    optional_config = (
+        "from_number",
+        "messaging_service_sid",
+        "base_url",
+        "concurrency",
+    )
 
     @classmethod
-    def validate(cls, config: dict[str, Any], credentials: dict[str, Any]) -> dict[str, str]:
+    def validate(
+        cls, config: dict[str, Any], credentials: dict[str, Any]
+    ) -> dict[str, str]:
         errors = super().validate(config, credentials)
-        senders = [name for name in ("from_number", "messaging_service_sid") if config.get(name)]
+        senders = [
+            name
+            for name in ("from_number", "messaging_service_sid")
+            if config.get(name)
+        ]
         if len(senders) != 1:
             errors["config.from_number"] = (
                 "Set exactly one of from_number and messaging_service_sid."
             )
         return errors
 
-    def __init__(self, config: dict[str, Any], credentials: dict[str, Any], timeout: float,
-                 **context: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        credentials: dict[str, Any],
+        timeout: float,
+        **context: str,
+    ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.concurrency = int(config.get("concurrency", 16))
         http_client = TwilioHttpClient(timeout=timeout, max_retries=0)
-        self._client = Client(credentials["account_sid"], credentials["auth_token"],
-                              http_client=http_client)
+        self._client = Client(
+            credentials["account_sid"],
+            credentials["auth_token"],
+            http_client=http_client,
+        )
         # The constructor falls back to TWILIO_REGION and TWILIO_EDGE from os.environ.
         self._client.region = None
         self._client.edge = None
@@ -119,30 +139,44 @@ class TwilioProvider(Provider):
         except TwilioRestException as error:
             return self._failed(message, error)
         except (TwilioException, OSError) as error:
-            return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
-                              error_message=str(error)[:500] or type(error).__name__)
+            return SendResult(
+                message.record_id,
+                Outcome.RETRYABLE,
+                error_code="network",
+                error_message=str(error)[:500] or type(error).__name__,
+            )
         try:
             segments = int(created.num_segments)
         except (TypeError, ValueError):
             segments = sms_length(text).segments
-        return SendResult(message.record_id, Outcome.SENT, provider_message_id=created.sid or "",
-                          segments=segments)
+        return SendResult(
+            message.record_id,
+            Outcome.SENT,
+            provider_message_id=created.sid or "",
+            segments=segments,
+        )
 
     @staticmethod
     def _failed(message: OutgoingMessage, error: TwilioRestException) -> SendResult:
         code = error.code if isinstance(error.code, int) else None
         outcome = classify(error.status, code)
         if outcome == Outcome.CONFIGURATION:
-            logger.error("twilio: error %s (HTTP %s): %s", code, error.status, error.msg)
-        return SendResult(message.record_id, outcome, error_code=str(code or error.status),
-                          error_message=str(error.msg)[:500],
-                          response_data={"status": error.status})
+            logger.error(
+                "twilio: error %s (HTTP %s): %s", code, error.status, error.msg
+            )
+        return SendResult(
+            message.record_id,
+            outcome,
+            error_code=str(code or error.status),
+            error_message=str(error.msg)[:500],
+            response_data={"status": error.status},
+        )
 
     # Status callbacks
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
-        # Twilio signs the URL it called, which behind a reverse proxy is the public
-        # one, not the one this process sees.
+        # Twilio signs the URL it called. Behind a reverse proxy that is the public
+        # URL, not the host and scheme this process receives.
         url = settings.PUSH_PUBLIC_BASE_URL + request.get_full_path()
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = RequestValidator(self.credentials["auth_token"])
@@ -161,9 +195,13 @@ class TwilioProvider(Provider):
             return Receipt(sid, ReceiptEvent.DELIVERED)
         if status in FAILED_STATUSES:
             code = form.get("ErrorCode", "")
-            return Receipt(sid, ReceiptEvent.FAILED, error_code=code,
-                           error_message=form.get("ErrorMessage", "") or status,
-                           invalid_address=code in DEAD_NUMBER_CODES)
+            return Receipt(
+                sid,
+                ReceiptEvent.FAILED,
+                error_code=code,
+                error_message=form.get("ErrorMessage", "") or status,
+                invalid_address=code in DEAD_NUMBER_CODES,
+            )
         return None
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """SMS length counting, opt-out lines, and the helpers the SMS adapters share."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import RequestFactory
@@ -75,8 +76,13 @@ def message(**fields):
 def test_template_for_prefers_option():
     config = {"template_codes": {"order": "T_ORDER"}, "template_code": "T_DEFAULT"}
 
-    chosen = template_for(message(options={"template_code": "T_OPT"}, notification_type="order"),
-                          config, "template_code", "template_codes", "template_code")
+    chosen = template_for(
+        message(options={"template_code": "T_OPT"}, notification_type="order"),
+        config,
+        "template_code",
+        "template_codes",
+        "template_code",
+    )
 
     assert chosen == "T_OPT"
 
@@ -87,7 +93,10 @@ def test_template_for_by_type_then_default():
 
     assert template_for(message(notification_type="order"), *args) == "T_ORDER"
     assert template_for(message(notification_type="other"), *args) == "T_DEFAULT"
-    assert template_for(message(), {}, "template_code", "template_codes", "template_code") == ""
+    assert (
+        template_for(message(), {}, "template_code", "template_codes", "template_code")
+        == ""
+    )
 
 
 def test_as_string():
@@ -106,7 +115,9 @@ def test_chunks_keep_addresses_unique():
 
 
 def test_run_concurrently_keeps_order():
-    assert run_concurrently(lambda n: n * 2, list(range(20)), 4) == list(range(0, 40, 2))
+    assert run_concurrently(lambda n: n * 2, list(range(20)), 4) == list(
+        range(0, 40, 2)
+    )
     assert run_concurrently(lambda n: n, [7], 4) == [7]
 
 
@@ -115,7 +126,9 @@ def test_check_callback_token():
 
     check_callback_token(factory.post("/cb?token=s3cret"), {"callback_token": "s3cret"})
     with pytest.raises(CallbackRejected):
-        check_callback_token(factory.post("/cb?token=wrong"), {"callback_token": "s3cret"})
+        check_callback_token(
+            factory.post("/cb?token=wrong"), {"callback_token": "s3cret"}
+        )
     with pytest.raises(CallbackRejected):
         check_callback_token(factory.post("/cb"), {"callback_token": "s3cret"})
     with pytest.raises(CallbackRejected):
@@ -125,7 +138,7 @@ def test_check_callback_token():
 def test_china_time():
     parsed = china_time("2026-06-10 12:00:05")
 
-    assert parsed == datetime(2026, 6, 10, 4, 0, 5, tzinfo=timezone.utc)
+    assert parsed == datetime(2026, 6, 10, 4, 0, 5, tzinfo=UTC)
     assert parsed.utcoffset() == timedelta(hours=8)
     assert china_time("yesterday") is None
     assert china_time(None) is None

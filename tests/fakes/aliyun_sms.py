@@ -3,7 +3,7 @@
 It takes ``POST /`` with form fields (and query parameters, merged as Aliyun does),
 recomputes the signature version 1.0 (HMAC-SHA1 with key ``secret&``) from the
 received parameters, rejects a Timestamp more than 15 minutes off and a reused
-SignatureNonce, and answers ``SendSms`` (at most 1000 numbers) and ``SendBatchSms``
+SignatureNonce, and serves ``SendSms`` (at most 1000 numbers) and ``SendBatchSms``
 (at most 100 numbers, with a sign name and parameters per number).
 
 Outcomes are scripted per number as it appears on the wire (``13800000000``); one
@@ -20,13 +20,19 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from tests.fakes.http import SUCCESS, FakeHttpServer, ReceivedRequest
+from tests.fakes.http import (
+    BAD_GATEWAY,
+    SUCCESS,
+    FakeHttpServer,
+    ReceivedRequest,
+    bad_gateway,
+)
 
 MAX_SEND_SMS_NUMBERS = 1000
 MAX_SEND_BATCH_NUMBERS = 100
@@ -68,13 +74,21 @@ FAILURES: dict[str, AliyunFailure] = {
     "SignatureDoesNotMatch": AliyunFailure(
         400, "Specified signature does not match our calculation."
     ),
-    "InvalidAccessKeyId.NotFound": AliyunFailure(404, "Specified access key is not found."),
-    "InvalidAccessKeyId.Inactive": AliyunFailure(400, "Specified access key is disabled."),
+    "InvalidAccessKeyId.NotFound": AliyunFailure(
+        404, "Specified access key is not found."
+    ),
+    "InvalidAccessKeyId.Inactive": AliyunFailure(
+        400, "Specified access key is disabled."
+    ),
     "InvalidTimeStamp.Expired": AliyunFailure(
         400, "Specified time stamp or date value is expired."
     ),
-    "SignatureNonceUsed": AliyunFailure(400, "Specified signature nonce was used already."),
-    "Throttling.User": AliyunFailure(400, "Request was denied due to user flow control."),
+    "SignatureNonceUsed": AliyunFailure(
+        400, "Specified signature nonce was used already."
+    ),
+    "Throttling.User": AliyunFailure(
+        400, "Request was denied due to user flow control."
+    ),
     "Throttling.Api": AliyunFailure(400, "Request was denied due to api flow control."),
     "Throttling": AliyunFailure(400, "Request was denied due to flow control."),
     "ServiceUnavailable": AliyunFailure(
@@ -82,8 +96,14 @@ FAILURES: dict[str, AliyunFailure] = {
     ),
 }
 COMMON_FIELDS = (
-    "Action", "Version", "AccessKeyId", "SignatureMethod", "SignatureVersion",
-    "SignatureNonce", "Timestamp", "Signature",
+    "Action",
+    "Version",
+    "AccessKeyId",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "Timestamp",
+    "Signature",
 )
 
 
@@ -113,7 +133,7 @@ class Delivery:
 
 class FakeAliyunSms(FakeHttpServer):
     name = "fake-aliyun-sms"
-    outcomes = frozenset(FAILURES) | {SUCCESS}
+    outcomes = frozenset(FAILURES) | {SUCCESS, BAD_GATEWAY}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
@@ -141,8 +161,11 @@ class FakeAliyunSms(FakeHttpServer):
         failure = FAILURES[code]
         if failure.http_status != 200:
             return self._error(code, failure.message, failure.http_status)
-        body = {"RequestId": str(uuid.uuid4()).upper(), "Code": code,
-                "Message": failure.message}
+        body = {
+            "RequestId": str(uuid.uuid4()).upper(),
+            "Code": code,
+            "Message": failure.message,
+        }
         return web.json_response(body)
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -151,21 +174,35 @@ class FakeAliyunSms(FakeHttpServer):
         if request.method == "POST":
             params.update({k: str(v) for k, v in (await request.post()).items()})
         response = self._answer(request, params)
-        self.record(ReceivedRequest(request.method, request.path, dict(request.headers),
-                                    raw, params, response.status))
+        self.record(
+            ReceivedRequest(
+                request.method,
+                request.path,
+                dict(request.headers),
+                raw,
+                params,
+                response.status,
+            )
+        )
         return response
 
     def _answer(self, request: web.Request, params: dict[str, str]) -> web.Response:
         if request.path != "/":
-            return self._error("InvalidAction.NotFound", "Specified api is not found.", 404)
+            return self._error(
+                "InvalidAction.NotFound", "Specified api is not found.", 404
+            )
         missing = [name for name in COMMON_FIELDS if not params.get(name)]
         if missing:
-            return self._error(f"Missing{missing[0]}", f"{missing[0]} is mandatory.", 400)
+            return self._error(
+                f"Missing{missing[0]}", f"{missing[0]} is mandatory.", 400
+            )
         problem = self._check_auth(request.method, params)
         if problem is not None:
             return problem
         if params["Version"] != "2017-05-25":
-            return self._error("InvalidVersion", "Specified parameter Version is not valid.", 400)
+            return self._error(
+                "InvalidVersion", "Specified parameter Version is not valid.", 400
+            )
         if params["Action"] == "SendSms":
             return self._send_sms(params)
         if params["Action"] == "SendBatchSms":
@@ -175,16 +212,27 @@ class FakeAliyunSms(FakeHttpServer):
     def _check_auth(self, method: str, params: dict[str, str]) -> web.Response | None:
         if params["AccessKeyId"] != self.access_key_id:
             return self._failure("InvalidAccessKeyId.NotFound")
-        if params["SignatureMethod"] != "HMAC-SHA1" or params["SignatureVersion"] != "1.0":
-            return self._error("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
-        given = params["Signature"]
-        if not hmac.compare_digest(given, expected_signature(method, params, self.access_key_secret)):
+        if (
+            params["SignatureMethod"] != "HMAC-SHA1"
+            or params["SignatureVersion"] != "1.0"
+        ):
+            return self._error(
+                "InvalidSignatureMethod",
+                "Specified signature method is not supported.",
+                400,
+            )
+        received = params["Signature"]
+        if not hmac.compare_digest(
+            received, expected_signature(method, params, self.access_key_secret)
+        ):
             return self._failure("SignatureDoesNotMatch")
         try:
             moment = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
         except ValueError:
-            return self._error("InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400)
-        if abs(datetime.now(timezone.utc).replace(tzinfo=None) - moment) > TIMESTAMP_WINDOW:
+            return self._error(
+                "InvalidTimeStamp.Format", "Specified time stamp is not valid.", 400
+            )
+        if abs(datetime.now(UTC).replace(tzinfo=None) - moment) > TIMESTAMP_WINDOW:
             return self._failure("InvalidTimeStamp.Expired")
         nonce = params["SignatureNonce"]
         with self._lock:
@@ -199,14 +247,18 @@ class FakeAliyunSms(FakeHttpServer):
             value = json.loads(text)
         except ValueError:
             return None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        if not isinstance(value, dict) or not all(
+            isinstance(v, str) for v in value.values()
+        ):
             return None
         return value
 
     def _send_sms(self, params: dict[str, str]) -> web.Response:
         for name in ("PhoneNumbers", "SignName", "TemplateCode"):
             if not params.get(name):
-                return self._error(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+                return self._error(
+                    f"Missing{name}", f"{name} is mandatory for this action.", 400
+                )
         numbers = params["PhoneNumbers"].split(",")
         if len(numbers) > MAX_SEND_SMS_NUMBERS:
             return self._failure("isv.MOBILE_COUNT_OVER_LIMIT")
@@ -219,7 +271,9 @@ class FakeAliyunSms(FakeHttpServer):
     def _send_batch_sms(self, params: dict[str, str]) -> web.Response:
         for name in ("PhoneNumberJson", "SignNameJson", "TemplateCode"):
             if not params.get(name):
-                return self._error(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+                return self._error(
+                    f"Missing{name}", f"{name} is mandatory for this action.", 400
+                )
         try:
             numbers = json.loads(params["PhoneNumberJson"])
             signs = json.loads(params["SignNameJson"])
@@ -232,22 +286,39 @@ class FakeAliyunSms(FakeHttpServer):
             param_list = [{} for _ in numbers]
         if len(signs) != len(numbers) or len(param_list) != len(numbers):
             return self._failure("isv.INVALID_PARAMETERS")
-        if not all(isinstance(p, dict) and all(isinstance(v, str) for v in p.values())
-                   for p in param_list):
+        if not all(
+            isinstance(p, dict) and all(isinstance(v, str) for v in p.values())
+            for p in param_list
+        ):
             return self._failure("isv.INVALID_JSON_PARAM")
-        return self._deliver("SendBatchSms", params["TemplateCode"],
-                             list(zip(numbers, signs, param_list)))
+        return self._deliver(
+            "SendBatchSms",
+            params["TemplateCode"],
+            list(zip(numbers, signs, param_list)),
+        )
 
-    def _deliver(self, action: str, template: str,
-                 rows: list[tuple[str, str, dict[str, Any]]]) -> web.Response:
+    def _deliver(
+        self, action: str, template: str, rows: list[tuple[str, str, dict[str, Any]]]
+    ) -> web.Response:
         for number, _, _ in rows:
+            if self.peek_outcome(number) == BAD_GATEWAY:
+                self.next_outcome(number)
+                return bad_gateway()
             if self.peek_outcome(number) != SUCCESS:
                 return self._failure(self.next_outcome(number))
         biz_id = f"{next(self._biz_ids)}^0"
         with self._lock:
             for number, sign, params in rows:
-                self.deliveries.append(Delivery(number, biz_id, sign, template, params, action))
+                self.deliveries.append(
+                    Delivery(number, biz_id, sign, template, params, action)
+                )
         for number, _, _ in rows:
             self.next_outcome(number)
-        return web.json_response({"Code": "OK", "Message": "OK", "BizId": biz_id,
-                                  "RequestId": str(uuid.uuid4()).upper()})
+        return web.json_response(
+            {
+                "Code": "OK",
+                "Message": "OK",
+                "BizId": biz_id,
+                "RequestId": str(uuid.uuid4()).upper(),
+            }
+        )

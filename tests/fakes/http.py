@@ -15,6 +15,16 @@ from typing import Any, Self
 from aiohttp import web
 
 SUCCESS = "success"
+# A load balancer's HTML error page instead of the provider's JSON or XML body.
+BAD_GATEWAY = "bad_gateway"
+
+
+def bad_gateway() -> web.Response:
+    return web.Response(
+        status=502,
+        text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+        content_type="text/html",
+    )
 
 
 @dataclass(frozen=True)

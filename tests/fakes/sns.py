@@ -1,7 +1,7 @@
 """A local fake of Amazon SNS's query API for SMS: Action=Publish with PhoneNumber.
 
 It recomputes the AWS Signature Version 4 of every request from the method, path,
-query, the signed headers and the body, with the access key's secret, and answers
+query, the signed headers and the body, with the access key's secret, and returns
 SNS's XML bodies: ``PublishResponse`` with a MessageId, or ``ErrorResponse`` with
 Type, Code and Message and SNS's HTTP status. It checks the E.164 PhoneNumber, a
 non-empty Message of at most 1600 bytes, and the SMS message attributes
@@ -52,10 +52,14 @@ FAILURES: dict[str, SnsFailure] = {
     "ServiceUnavailable": SnsFailure(503, "Receiver", "Service Unavailable"),
     "KMSThrottling": SnsFailure(400, "Sender", "KMS request throttled"),
     "InvalidParameter": SnsFailure(
-        400, "Sender", "Invalid parameter: PhoneNumber Reason: +10000000000 is not valid to publish to"
+        400,
+        "Sender",
+        "Invalid parameter: PhoneNumber Reason: +10000000000 is not valid to publish to",
     ),
     "InvalidParameterValue": SnsFailure(400, "Sender", "Invalid parameter value"),
-    "ParameterValueInvalid": SnsFailure(400, "Sender", "Invalid value for a message attribute"),
+    "ParameterValueInvalid": SnsFailure(
+        400, "Sender", "Invalid value for a message attribute"
+    ),
     "ValidationException": SnsFailure(400, "Sender", "Message too long"),
     "AuthorizationError": SnsFailure(
         403, "Sender", "User is not authorized to perform: SNS:Publish on resource: +1"
@@ -64,15 +68,24 @@ FAILURES: dict[str, SnsFailure] = {
         403, "Sender", "The security token included in the request is invalid."
     ),
     "SignatureDoesNotMatch": SnsFailure(
-        403, "Sender",
+        403,
+        "Sender",
         "The request signature we calculated does not match the signature you provided. "
         "Check your AWS Secret Access Key and signing method.",
     ),
-    "InvalidSecurity": SnsFailure(403, "Sender", "The request was not made over HTTPS."),
-    "IncompleteSignature": SnsFailure(400, "Sender", "The request signature is incomplete."),
-    "ExpiredToken": SnsFailure(403, "Sender", "The security token included in the request is expired"),
+    "InvalidSecurity": SnsFailure(
+        403, "Sender", "The request was not made over HTTPS."
+    ),
+    "IncompleteSignature": SnsFailure(
+        400, "Sender", "The request signature is incomplete."
+    ),
+    "ExpiredToken": SnsFailure(
+        403, "Sender", "The security token included in the request is expired"
+    ),
     "AccessDenied": SnsFailure(403, "Sender", "Access denied"),
-    "OptInRequired": SnsFailure(403, "Sender", "The AWS access key ID needs a subscription."),
+    "OptInRequired": SnsFailure(
+        403, "Sender", "The AWS access key ID needs a subscription."
+    ),
     "NotFound": SnsFailure(404, "Sender", "Resource not found"),
     "KMSDisabled": SnsFailure(400, "Sender", "The KMS key is disabled."),
     "KMSNotFound": SnsFailure(400, "Sender", "The KMS key was not found."),
@@ -105,7 +118,9 @@ class FakeSns(FakeHttpServer):
     name = "fake-sns"
     outcomes = frozenset(FAILURES) | {SUCCESS, INVALID_SENDER_ID}
 
-    def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, region: str = "us-east-1", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__(host, port)
         self.region = region
         self.access_key_id = "AKIA" + secrets.token_hex(8).upper()
@@ -124,14 +139,24 @@ class FakeSns(FakeHttpServer):
             f"<Code>{code}</Code><Message>{escape(failure.message)}</Message></Error>"
             f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
         )
-        return web.Response(text=body, status=failure.http_status, content_type="text/xml")
+        return web.Response(
+            text=body, status=failure.http_status, content_type="text/xml"
+        )
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         fields = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         response = self._check_signature(request, raw) or self._publish(fields)
-        self.record(ReceivedRequest(request.method, request.path, dict(request.headers), raw,
-                                    fields, response.status))
+        self.record(
+            ReceivedRequest(
+                request.method,
+                request.path,
+                dict(request.headers),
+                raw,
+                fields,
+                response.status,
+            )
+        )
         return response
 
     def _check_signature(self, request: web.Request, raw: bytes) -> web.Response | None:
@@ -143,21 +168,37 @@ class FakeSns(FakeHttpServer):
         amz_date = request.headers.get("X-Amz-Date", "")
         if not amz_date.startswith(match["date"]) or match["service"] != "sns":
             return self.error("SignatureDoesNotMatch")
+
         names = match["headers"].split(";")
         canonical_headers = "".join(
-            f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in names
+            f"{name}:{' '.join(request.headers.get(name, '').split())}\n"
+            for name in names
         )
         query = "&".join(
             f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
             for k, v in sorted(parse_qsl(request.query_string, keep_blank_values=True))
         )
-        canonical_request = "\n".join([
-            request.method, quote(request.path, safe="/-_.~"), query, canonical_headers,
-            match["headers"], sha256_hex(raw),
-        ])
+        canonical_request = "\n".join(
+            [
+                request.method,
+                quote(request.path, safe="/-_.~"),
+                query,
+                canonical_headers,
+                match["headers"],
+                sha256_hex(raw),
+            ]
+        )
+
         scope = f"{match['date']}/{match['region']}/sns/aws4_request"
-        string_to_sign = "\n".join([
-            "AWS4-HMAC-SHA256", amz_date, scope, sha256_hex(canonical_request.encode())])
+        string_to_sign = "\n".join(
+            [
+                "AWS4-HMAC-SHA256",
+                amz_date,
+                scope,
+                sha256_hex(canonical_request.encode()),
+            ]
+        )
+
         key = ("AWS4" + self.secret_access_key).encode()
         for part in (match["date"], match["region"], "sns", "aws4_request"):
             key = sign(key, part)
@@ -174,25 +215,35 @@ class FakeSns(FakeHttpServer):
             name = fields.get(f"{prefix}.Name")
             if name is None:
                 break
-            attributes[name] = (fields.get(f"{prefix}.Value.DataType", ""),
-                                fields.get(f"{prefix}.Value.StringValue", ""))
+            attributes[name] = (
+                fields.get(f"{prefix}.Value.DataType", ""),
+                fields.get(f"{prefix}.Value.StringValue", ""),
+            )
         return attributes
 
     def _invalid(self, text: str) -> web.Response:
-        return self.error("InvalidParameter", SnsFailure(400, "Sender", f"Invalid parameter: {text}"))
+        return self.error(
+            "InvalidParameter", SnsFailure(400, "Sender", f"Invalid parameter: {text}")
+        )
 
     def _publish(self, fields: dict[str, str]) -> web.Response:
         if fields.get("Action") != "Publish" or fields.get("Version") != "2010-03-31":
-            return self.error("InvalidAction", SnsFailure(400, "Sender", "Unsupported action"))
+            return self.error(
+                "InvalidAction", SnsFailure(400, "Sender", "Unsupported action")
+            )
         number = fields.get("PhoneNumber", "")
         if not E164.match(number):
-            return self._invalid(f"PhoneNumber Reason: {number} is not valid to publish to")
+            return self._invalid(
+                f"PhoneNumber Reason: {number} is not valid to publish to"
+            )
         message = fields.get("Message", "")
         if not message:
             return self._invalid("Empty message")
         if len(message.encode()) > MAX_MESSAGE_BYTES:
-            return self.error("InvalidParameter", SnsFailure(
-                400, "Sender", "Invalid parameter: Message too long"))
+            return self.error(
+                "InvalidParameter",
+                SnsFailure(400, "Sender", "Invalid parameter: Message too long"),
+            )
         attributes = self._attributes(fields)
         problem = self._check_attributes(attributes)
         if problem is not None:
@@ -205,8 +256,15 @@ class FakeSns(FakeHttpServer):
             return self.error(outcome)
         message_id = str(uuid.uuid4())
         with self._lock:
-            self.publications.append(Publication(number, message, attributes, message_id,
-                                                 delivered=number not in self.opted_out))
+            self.publications.append(
+                Publication(
+                    number,
+                    message,
+                    attributes,
+                    message_id,
+                    delivered=number not in self.opted_out,
+                )
+            )
         body = (
             f'<PublishResponse xmlns="{NAMESPACE}"><PublishResult>'
             f"<MessageId>{message_id}</MessageId></PublishResult><ResponseMetadata>"
@@ -214,7 +272,9 @@ class FakeSns(FakeHttpServer):
         )
         return web.Response(text=body, content_type="text/xml")
 
-    def _check_attributes(self, attributes: dict[str, tuple[str, str]]) -> web.Response | None:
+    def _check_attributes(
+        self, attributes: dict[str, tuple[str, str]]
+    ) -> web.Response | None:
         sms_type = attributes.get("AWS.SNS.SMS.SMSType")
         if sms_type is not None and sms_type[1] not in ("Promotional", "Transactional"):
             return self.error("ParameterValueInvalid")

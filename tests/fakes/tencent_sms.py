@@ -4,7 +4,7 @@ It takes ``POST /`` with a JSON body and the X-TC-* headers, recomputes the
 TC3-HMAC-SHA256 signature from the received content-type, host and body, rejects a
 timestamp more than five minutes off, checks the SmsSdkAppId, the approved
 templates and sign names, at most 200 numbers and string template parameters, and
-answers as Tencent does: HTTP 200 with a status per number, or with Response.Error.
+responds as Tencent does: HTTP 200 with a status per number, or with Response.Error.
 
 Outcomes are scripted per number in E.164 form. A code that concerns one number
 (a per-number limit, a bad number) appears in that number's SendStatusSet entry;
@@ -22,12 +22,19 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.http import SUCCESS, FakeHttpServer, ReceivedRequest, billed_parts
+from tests.fakes.http import (
+    BAD_GATEWAY,
+    SUCCESS,
+    FakeHttpServer,
+    ReceivedRequest,
+    bad_gateway,
+    billed_parts,
+)
 
 MAX_NUMBERS = 200
 TIMESTAMP_WINDOW_SECONDS = 300
@@ -50,8 +57,7 @@ MESSAGES: dict[str, str] = {
     "LimitExceeded.PhoneNumberCountLimit": "调用接口单次提交的手机号个数超过200个",
     "InvalidParameterValue.IncorrectPhoneNumber": "手机号格式错误",
     "FailedOperation.PhoneNumberInBlacklist": "手机号在免打扰名单库中",
-    "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber":
-        "群发请求里既有国内手机号也有国际手机号",
+    "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber": "群发请求里既有国内手机号也有国际手机号",
     "InvalidParameterValue.TemplateParameterFormatError": "验证码模板参数格式错误",
     "InvalidParameterValue.TemplateParameterLengthLimit": "单个模板变量字符数超过12个",
     "InvalidParameterValue.ContentLengthLimit": "请求的短信内容太长",
@@ -63,11 +69,11 @@ MESSAGES: dict[str, str] = {
     "UnauthorizedOperation.RequestIpNotInWhitelist": "请求 IP 不在白名单中",
     "UnauthorizedOperation.SerivceSuspendDueToArrears": "欠费被停止服务",
     "AuthFailure.SignatureFailure": "The provided credentials could not be validated. "
-                                    "Please check your signature is correct.",
+    "Please check your signature is correct.",
     "AuthFailure.SignatureExpire": "Signature expired. Timestamp is not within 5 minutes "
-                                   "of the server time.",
+    "of the server time.",
     "AuthFailure.SecretIdNotFound": "The SecretId is not found, please ensure that your "
-                                    "SecretId is correct.",
+    "SecretId is correct.",
     "AuthFailure.InvalidAuthorization": "Authorization header is invalid.",
     "AuthFailure.UnauthorizedOperation": "The request is not authorized.",
     "InternalError.Timeout": "请求下发短信超时",
@@ -76,17 +82,19 @@ MESSAGES: dict[str, str] = {
     "RequestLimitExceeded": "请求的次数超过了频率限制",
 }
 # Codes that Tencent reports in one number's SendStatusSet entry.
-PER_NUMBER = frozenset({
-    "LimitExceeded.PhoneNumberThirtySecondLimit",
-    "LimitExceeded.PhoneNumberOneHourLimit",
-    "LimitExceeded.PhoneNumberDailyLimit",
-    "LimitExceeded.PhoneNumberSameContentDailyLimit",
-    "LimitExceeded.DeliveryFrequencyLimit",
-    "InvalidParameterValue.IncorrectPhoneNumber",
-    "FailedOperation.PhoneNumberInBlacklist",
-    "FailedOperation.InsufficientBalanceInSmsPackage",
-    "FailedOperation.ContainSensitiveWord",
-})
+PER_NUMBER = frozenset(
+    {
+        "LimitExceeded.PhoneNumberThirtySecondLimit",
+        "LimitExceeded.PhoneNumberOneHourLimit",
+        "LimitExceeded.PhoneNumberDailyLimit",
+        "LimitExceeded.PhoneNumberSameContentDailyLimit",
+        "LimitExceeded.DeliveryFrequencyLimit",
+        "InvalidParameterValue.IncorrectPhoneNumber",
+        "FailedOperation.PhoneNumberInBlacklist",
+        "FailedOperation.InsufficientBalanceInSmsPackage",
+        "FailedOperation.ContainSensitiveWord",
+    }
+)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -107,7 +115,7 @@ class Delivery:
 
 class FakeTencentSms(FakeHttpServer):
     name = "fake-tencent-sms"
-    outcomes = frozenset(MESSAGES) | {SUCCESS}
+    outcomes = frozenset(MESSAGES) | {SUCCESS, BAD_GATEWAY}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
@@ -125,8 +133,12 @@ class FakeTencentSms(FakeHttpServer):
 
     @staticmethod
     def _error(code: str, message: str | None = None) -> web.Response:
-        body = {"Response": {"Error": {"Code": code, "Message": message or MESSAGES.get(code, code)},
-                             "RequestId": str(uuid.uuid4())}}
+        body = {
+            "Response": {
+                "Error": {"Code": code, "Message": message or MESSAGES.get(code, code)},
+                "RequestId": str(uuid.uuid4()),
+            }
+        }
         return web.json_response(body)
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -135,12 +147,24 @@ class FakeTencentSms(FakeHttpServer):
             fields = json.loads(raw)
         except ValueError:
             fields = {}
-        response = self._answer(request, raw, fields if isinstance(fields, dict) else {})
-        self.record(ReceivedRequest(request.method, request.path, dict(request.headers), raw,
-                                    fields if isinstance(fields, dict) else {}, response.status))
+        response = self._answer(
+            request, raw, fields if isinstance(fields, dict) else {}
+        )
+        self.record(
+            ReceivedRequest(
+                request.method,
+                request.path,
+                dict(request.headers),
+                raw,
+                fields if isinstance(fields, dict) else {},
+                response.status,
+            )
+        )
         return response
 
-    def _answer(self, request: web.Request, raw: bytes, fields: dict[str, Any]) -> web.Response:
+    def _answer(
+        self, request: web.Request, raw: bytes, fields: dict[str, Any]
+    ) -> web.Response:
         if request.method != "POST" or request.path != "/":
             return self._error("UnsupportedProtocol", "Only POST / is supported.")
         problem = self._check_signature(request, raw)
@@ -151,7 +175,9 @@ class FakeTencentSms(FakeHttpServer):
         if request.headers.get("X-TC-Version") != "2021-01-11":
             return self._error("NoSuchVersion", "The API version does not exist.")
         if not request.headers.get("X-TC-Region"):
-            return self._error("MissingParameter", "The request is missing X-TC-Region.")
+            return self._error(
+                "MissingParameter", "The request is missing X-TC-Region."
+            )
         return self._send(fields)
 
     def _check_signature(self, request: web.Request, raw: bytes) -> web.Response | None:
@@ -166,19 +192,30 @@ class FakeTencentSms(FakeHttpServer):
             return self._error("AuthFailure.InvalidAuthorization")
         if abs(time.time() - timestamp) > TIMESTAMP_WINDOW_SECONDS:
             return self._error("AuthFailure.SignatureExpire")
-        date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+
+        date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
         if match["date"] != date or match["service"] != "sms":
             return self._error("AuthFailure.SignatureFailure")
+
         names = match["headers"].split(";")
         canonical_headers = "".join(
-            f"{name}:{request.headers.get(name, '').strip().lower()}\n" for name in names
+            f"{name}:{request.headers.get(name, '').strip().lower()}\n"
+            for name in names
         )
-        canonical_request = "\n".join([
-            request.method, request.path, request.query_string, canonical_headers,
-            match["headers"], sha256_hex(raw),
-        ])
+        canonical_request = "\n".join(
+            [
+                request.method,
+                request.path,
+                request.query_string,
+                canonical_headers,
+                match["headers"],
+                sha256_hex(raw),
+            ]
+        )
+
         scope = f"{date}/sms/tc3_request"
         string_to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{sha256_hex(canonical_request.encode())}"
+
         key = f"TC3{self.secret_key}".encode()
         for part in (date, "sms", "tc3_request"):
             key = hmac_sha256(key, part)
@@ -190,7 +227,9 @@ class FakeTencentSms(FakeHttpServer):
     def _send(self, fields: dict[str, Any]) -> web.Response:
         for name in ("PhoneNumberSet", "SmsSdkAppId", "TemplateId"):
             if not fields.get(name):
-                return self._error("MissingParameter", f"The request is missing {name}.")
+                return self._error(
+                    "MissingParameter", f"The request is missing {name}."
+                )
         numbers = fields["PhoneNumberSet"]
         if len(numbers) > MAX_NUMBERS:
             return self._error("LimitExceeded.PhoneNumberCountLimit")
@@ -207,25 +246,46 @@ class FakeTencentSms(FakeHttpServer):
             return self._error("InvalidParameterValue.TemplateParameterFormatError")
         if len(params) != template.count("{"):
             return self._error("FailedOperation.TemplateIncorrectOrUnapproved")
-        text = f"【{sign}】" + re.sub(r"\{(\d+)\}", lambda m: params[int(m[1]) - 1], template)
+        text = f"【{sign}】" + re.sub(
+            r"\{(\d+)\}", lambda m: params[int(m[1]) - 1], template
+        )
 
         for number in numbers:
             outcome = self.peek_outcome(number)
+            if outcome == BAD_GATEWAY:
+                self.next_outcome(number)
+                return bad_gateway()
             if outcome != SUCCESS and outcome not in PER_NUMBER:
                 return self._error(self.next_outcome(number))
-        statuses = [self._status(number, text, str(fields["TemplateId"])) for number in numbers]
-        return web.json_response({"Response": {"SendStatusSet": statuses,
-                                               "RequestId": str(uuid.uuid4())}})
+        statuses = [
+            self._status(number, text, str(fields["TemplateId"])) for number in numbers
+        ]
+        return web.json_response(
+            {"Response": {"SendStatusSet": statuses, "RequestId": str(uuid.uuid4())}}
+        )
 
     def _status(self, number: str, text: str, template_id: str) -> dict[str, Any]:
         outcome = self.next_outcome(number)
         iso_code = "CN" if number.startswith("+86") else "US"
         if outcome != SUCCESS:
-            return {"SerialNo": "", "PhoneNumber": number, "Fee": 0, "SessionContext": "",
-                    "Code": outcome, "Message": MESSAGES[outcome], "IsoCode": iso_code}
+            return {
+                "SerialNo": "",
+                "PhoneNumber": number,
+                "Fee": 0,
+                "SessionContext": "",
+                "Code": outcome,
+                "Message": MESSAGES[outcome],
+                "IsoCode": iso_code,
+            }
         serial = f"2028:{next(self._serials):019d}"
         with self._lock:
             self.deliveries.append(Delivery(number, serial, text, template_id))
-        return {"SerialNo": serial, "PhoneNumber": number,
-                "Fee": billed_parts(text), "SessionContext": "",
-                "Code": "Ok", "Message": "send success", "IsoCode": iso_code}
+        return {
+            "SerialNo": serial,
+            "PhoneNumber": number,
+            "Fee": billed_parts(text),
+            "SessionContext": "",
+            "Code": "Ok",
+            "Message": "send success",
+            "IsoCode": iso_code,
+        }

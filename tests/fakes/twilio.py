@@ -2,7 +2,7 @@
 
 It takes ``POST /2010-04-01/Accounts/<AccountSid>/Messages.json`` with HTTP Basic
 auth (AccountSid and AuthToken) and a form body, requires To, Body and exactly one
-of From and MessagingServiceSid, and answers 201 with a Message resource or an
+of From and MessagingServiceSid, and returns 201 with a Message resource or an
 error body ``{"code", "message", "more_info", "status"}`` with Twilio's status.
 
 Outcomes are scripted per To number by Twilio error code. ``status_callback()``
@@ -37,23 +37,41 @@ FAILURES: dict[str, TwilioFailure] = {
     "20429": TwilioFailure(429, "Too Many Requests"),
     "20500": TwilioFailure(500, "An internal server error has occurred"),
     "20503": TwilioFailure(503, "Service unavailable"),
-    "21211": TwilioFailure(400, "The 'To' number +15005550001 is not a valid phone number."),
-    "21408": TwilioFailure(400, "Permission to send an SMS has not been enabled for the "
-                                "region indicated by the 'To' number"),
-    "21606": TwilioFailure(400, "The 'From' phone number provided is not a valid "
-                                "message-capable Twilio phone number for this destination."),
-    "21608": TwilioFailure(400, "The number is unverified. Trial accounts can only send "
-                                "messages to verified numbers."),
+    "21211": TwilioFailure(
+        400, "The 'To' number +15005550001 is not a valid phone number."
+    ),
+    "21408": TwilioFailure(
+        400,
+        "Permission to send an SMS has not been enabled for the "
+        "region indicated by the 'To' number",
+    ),
+    "21606": TwilioFailure(
+        400,
+        "The 'From' phone number provided is not a valid "
+        "message-capable Twilio phone number for this destination.",
+    ),
+    "21608": TwilioFailure(
+        400,
+        "The number is unverified. Trial accounts can only send "
+        "messages to verified numbers.",
+    ),
     "21610": TwilioFailure(400, "Attempt to send to unsubscribed recipient"),
-    "21612": TwilioFailure(400, "The 'To' phone number is not currently reachable using "
-                                "the 'From' phone number via SMS."),
+    "21612": TwilioFailure(
+        400,
+        "The 'To' phone number is not currently reachable using "
+        "the 'From' phone number via SMS.",
+    ),
     "21614": TwilioFailure(400, "'To' number is not a valid mobile number"),
     "21635": TwilioFailure(400, "'To' number cannot be a landline"),
-    "21617": TwilioFailure(400, "The concatenated message body exceeds the 1600 "
-                                "character limit."),
+    "21617": TwilioFailure(
+        400, "The concatenated message body exceeds the 1600 character limit."
+    ),
     "21659": TwilioFailure(400, "Source number is not a Twilio phone number"),
-    "21703": TwilioFailure(400, "The Messaging Service does not have a phone number "
-                                "available to send a message"),
+    "21703": TwilioFailure(
+        400,
+        "The Messaging Service does not have a phone number "
+        "available to send a message",
+    ),
     "30003": TwilioFailure(400, "Unreachable destination handset"),
     "30005": TwilioFailure(400, "Unknown destination handset"),
     "30006": TwilioFailure(400, "Landline or unreachable carrier"),
@@ -69,9 +87,12 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
 
 
 def error_body(code: str, failure: TwilioFailure) -> dict[str, Any]:
-    return {"code": int(code), "message": failure.message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": failure.http_status}
+    return {
+        "code": int(code),
+        "message": failure.message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": failure.http_status,
+    }
 
 
 class FakeTwilio(FakeHttpServer):
@@ -85,18 +106,27 @@ class FakeTwilio(FakeHttpServer):
         self.messages: list[dict[str, Any]] = []
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create)
+        app.router.add_post(
+            "/2010-04-01/Accounts/{account}/Messages.json", self._create
+        )
 
     def signature(self, url: str, params: dict[str, str]) -> str:
         return twilio_signature(self.auth_token, url, params)
 
-    def status_callback(self, sid: str, status: str, error_code: str = "") -> dict[str, str]:
+    def status_callback(
+        self, sid: str, status: str, error_code: str = ""
+    ) -> dict[str, str]:
         """Build the form Twilio posts to a message's StatusCallback."""
         message = next(m for m in self.messages if m["sid"] == sid)
         form = {
-            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01",
-            "From": message["from"] or "", "To": message["to"],
-            "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "From": message["from"] or "",
+            "To": message["to"],
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
         }
         if error_code:
             form["ErrorCode"] = error_code
@@ -110,24 +140,39 @@ class FakeTwilio(FakeHttpServer):
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except ValueError:
             return False
-        return (user == self.account_sid == account
-                and hmac.compare_digest(password, self.auth_token))
+        return user == self.account_sid == account and hmac.compare_digest(
+            password, self.auth_token
+        )
 
     async def _create(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
         account = request.match_info["account"]
         if not self._authorized(request, account):
-            response = web.json_response(error_body("20003", FAILURES["20003"]), status=401)
+            response = web.json_response(
+                error_body("20003", FAILURES["20003"]), status=401
+            )
         else:
             response = self._answer(account, form)
-        self.record(ReceivedRequest(request.method, request.path, dict(request.headers),
-                                    await request.read(), form, response.status))
+        self.record(
+            ReceivedRequest(
+                request.method,
+                request.path,
+                dict(request.headers),
+                await request.read(),
+                form,
+                response.status,
+            )
+        )
         return response
 
     @staticmethod
     def _invalid(code: int, message: str) -> web.Response:
-        body = {"code": code, "message": message,
-                "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": 400}
+        body = {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": 400,
+        }
         return web.json_response(body, status=400)
 
     def _answer(self, account: str, form: dict[str, str]) -> web.Response:
@@ -141,19 +186,31 @@ class FakeTwilio(FakeHttpServer):
         outcome = self.next_outcome(form["To"])
         if outcome != SUCCESS:
             failure = FAILURES[outcome]
-            return web.json_response(error_body(outcome, failure), status=failure.http_status)
+            return web.json_response(
+                error_body(outcome, failure), status=failure.http_status
+            )
         sid = "SM" + secrets.token_hex(16)
         message = {
-            "sid": sid, "account_sid": account, "to": form["To"],
-            "from": form.get("From"), "messaging_service_sid": form.get("MessagingServiceSid"),
-            "body": form["Body"], "status": "queued" if form.get("From") else "accepted",
-            "num_segments": str(billed_parts(form["Body"])), "num_media": "0",
-            "direction": "outbound-api", "api_version": "2010-04-01",
-            "error_code": None, "error_message": None, "price": None, "price_unit": "USD",
+            "sid": sid,
+            "account_sid": account,
+            "to": form["To"],
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "body": form["Body"],
+            "status": "queued" if form.get("From") else "accepted",
+            "num_segments": str(billed_parts(form["Body"])),
+            "num_media": "0",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
             "status_callback": form.get("StatusCallback"),
             "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
         }
         with self._lock:
             self.messages.append(message)
-        return web.json_response({k: v for k, v in message.items() if k != "status_callback"},
-                                 status=201)
+        return web.json_response(
+            {k: v for k, v in message.items() if k != "status_callback"}, status=201
+        )

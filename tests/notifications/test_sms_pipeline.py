@@ -1,5 +1,6 @@
 """SMS end to end: push API, pipeline and each SMS provider's fake server."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.fakes.tencent_sms import FakeTencentSms
 from tests.fakes.twilio import FakeTwilio
 
 NUMBER = "+8613800000001"
-SENT_AT = datetime(2026, 6, 10, 4, tzinfo=timezone.utc)
+SENT_AT = datetime(2026, 6, 10, 4, tzinfo=UTC)
 
 
 def add_phone_user(user_id: str, address: str) -> Contact:
@@ -25,8 +26,13 @@ def push_sms(frozen_clock, post_push):
     frozen_clock.set(SENT_AT)
 
     def push(**body):
-        response = post_push(notification_id="sms-1", user_id="li", channels=["sms"],
-                             content={"title": "", "body": "Your order has shipped"}, **body)
+        response = post_push(
+            notification_id="sms-1",
+            user_id="li",
+            channels=["sms"],
+            content={"title": "", "body": "Your order has shipped"},
+            **body,
+        )
         assert response.status_code == 202
         return PushRecord.objects.get()
 
@@ -36,11 +42,19 @@ def push_sms(frozen_clock, post_push):
 def test_aliyun_sms_delivers(db, push_sms):
     with FakeAliyunSms() as fake:
         Channel.objects.create(
-            name="aliyun", kind="sms", provider="aliyun_sms",
-            config={"sign_name": "分享栈", "template_code": "SMS_100001",
-                    "base_url": fake.base_url},
-            credentials={"access_key_id": fake.access_key_id,
-                         "access_key_secret": fake.access_key_secret})
+            name="aliyun",
+            kind="sms",
+            provider="aliyun_sms",
+            config={
+                "sign_name": "分享栈",
+                "template_code": "SMS_100001",
+                "base_url": fake.base_url,
+            },
+            credentials={
+                "access_key_id": fake.access_key_id,
+                "access_key_secret": fake.access_key_secret,
+            },
+        )
         add_phone_user("li", NUMBER)
 
         record = push_sms()
@@ -56,10 +70,17 @@ def test_tencent_sms_delivers(db, push_sms):
     with FakeTencentSms() as fake:
         fake.templates["500002"] = "您的订单已发货。"
         Channel.objects.create(
-            name="tencent", kind="sms", provider="tencent_sms",
-            config={"sms_sdk_app_id": fake.sms_sdk_app_id, "sign_name": "分享栈",
-                    "template_id": "500002", "base_url": fake.base_url},
-            credentials={"secret_id": fake.secret_id, "secret_key": fake.secret_key})
+            name="tencent",
+            kind="sms",
+            provider="tencent_sms",
+            config={
+                "sms_sdk_app_id": fake.sms_sdk_app_id,
+                "sign_name": "分享栈",
+                "template_id": "500002",
+                "base_url": fake.base_url,
+            },
+            credentials={"secret_id": fake.secret_id, "secret_key": fake.secret_key},
+        )
         add_phone_user("li", NUMBER)
 
         record = push_sms()
@@ -75,9 +96,15 @@ def test_twilio_delivers_and_takes_status(db, push_sms, client, settings):
     settings.PUSH_PUBLIC_BASE_URL = "https://push.sharestack.example"
     with FakeTwilio() as fake:
         channel = Channel.objects.create(
-            name="twilio", kind="sms", provider="twilio",
+            name="twilio",
+            kind="sms",
+            provider="twilio",
             config={"from_number": "+15005550006", "base_url": fake.base_url},
-            credentials={"account_sid": fake.account_sid, "auth_token": fake.auth_token})
+            credentials={
+                "account_sid": fake.account_sid,
+                "auth_token": fake.auth_token,
+            },
+        )
         add_phone_user("li", "+14155550100")
 
         record = push_sms()
@@ -85,8 +112,11 @@ def test_twilio_delivers_and_takes_status(db, push_sms, client, settings):
         [message] = fake.messages
         path = f"/api/v1/callbacks/{channel.pk}"
         form = fake.status_callback(message["sid"], "delivered")
-        response = client.post(path, form, HTTP_X_TWILIO_SIGNATURE=fake.signature(
-            message["status_callback"], form))
+        response = client.post(
+            path,
+            form,
+            HTTP_X_TWILIO_SIGNATURE=fake.signature(message["status_callback"], form),
+        )
     assert message["body"] == "Your order has shipped"
     assert message["status_callback"] == "https://push.sharestack.example" + path
     assert record.status == "sent"
@@ -98,10 +128,15 @@ def test_twilio_delivers_and_takes_status(db, push_sms, client, settings):
 def test_sns_delivers(db, push_sms):
     with FakeSns() as fake:
         Channel.objects.create(
-            name="sns", kind="sms", provider="sns",
+            name="sns",
+            kind="sms",
+            provider="sns",
             config={"region": fake.region, "base_url": fake.base_url},
-            credentials={"access_key_id": fake.access_key_id,
-                         "secret_access_key": fake.secret_access_key})
+            credentials={
+                "access_key_id": fake.access_key_id,
+                "secret_access_key": fake.secret_access_key,
+            },
+        )
         add_phone_user("li", "+14155550100")
 
         record = push_sms()
@@ -118,10 +153,17 @@ def test_invalid_number_deactivates_contact(db, push_sms):
         fake.templates["500002"] = "您的订单已发货。"
         fake.script(NUMBER, "InvalidParameterValue.IncorrectPhoneNumber")
         Channel.objects.create(
-            name="tencent", kind="sms", provider="tencent_sms",
-            config={"sms_sdk_app_id": fake.sms_sdk_app_id, "sign_name": "分享栈",
-                    "template_id": "500002", "base_url": fake.base_url},
-            credentials={"secret_id": fake.secret_id, "secret_key": fake.secret_key})
+            name="tencent",
+            kind="sms",
+            provider="tencent_sms",
+            config={
+                "sms_sdk_app_id": fake.sms_sdk_app_id,
+                "sign_name": "分享栈",
+                "template_id": "500002",
+                "base_url": fake.base_url,
+            },
+            credentials={"secret_id": fake.secret_id, "secret_key": fake.secret_key},
+        )
         contact = add_phone_user("li", NUMBER)
 
         record = push_sms()

@@ -8,7 +8,7 @@ from channels_app.providers.aliyun_sms import (
     ERROR_CODES,
     AliyunSmsProvider,
     aliyun_number,
-    e164_number,
+    e164_candidates,
     rpc_signature,
 )
 from channels_app.providers.base import Outcome, OutgoingMessage
@@ -66,10 +66,16 @@ def fake(server):
 
 
 def build_provider(fake, credentials=None, **config):
-    config = {"sign_name": "分享栈", "template_code": "SMS_100001",
-              "base_url": fake.base_url, **config}
-    credentials = credentials or {"access_key_id": fake.access_key_id,
-                                  "access_key_secret": fake.access_key_secret}
+    config = {
+        "sign_name": "分享栈",
+        "template_code": "SMS_100001",
+        "base_url": fake.base_url,
+        **config,
+    }
+    credentials = credentials or {
+        "access_key_id": fake.access_key_id,
+        "access_key_secret": fake.access_key_secret,
+    }
     return AliyunSmsProvider(config, credentials, timeout=5)
 
 
@@ -108,7 +114,10 @@ def test_request_carries_sms_fields(provider, fake):
     assert request.fields["PhoneNumbers"] == "13800000001"
     assert request.fields["SignName"] == "分享栈"
     assert request.fields["TemplateCode"] == "SMS_100001"
-    assert json.loads(request.fields["TemplateParam"]) == {"code": "123456", "minutes": "5"}
+    assert json.loads(request.fields["TemplateParam"]) == {
+        "code": "123456",
+        "minutes": "5",
+    }
     assert request.fields["Format"] == "JSON"
     assert request.fields["AccessKeyId"] == fake.access_key_id
 
@@ -172,7 +181,9 @@ def test_same_params_share_one_send_sms(provider, fake):
 
 
 def test_different_params_use_send_batch_sms(provider, fake):
-    batch = [sms(i, f"+861380000{i:04d}", variables={"name": f"user{i}"}) for i in range(250)]
+    batch = [
+        sms(i, f"+861380000{i:04d}", variables={"name": f"user{i}"}) for i in range(250)
+    ]
 
     results = provider.send(batch)
 
@@ -204,7 +215,11 @@ def test_repeated_number_goes_into_another_request(provider, fake):
 
 def test_invalid_number_in_batch_is_found_alone(provider, fake):
     fake.script("13800000002", "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_NUMBER_ILLEGAL")
-    batch = [sms(1, "+8613800000001"), sms(2, "+8613800000002"), sms(3, "+8613800000003")]
+    batch = [
+        sms(1, "+8613800000001"),
+        sms(2, "+8613800000002"),
+        sms(3, "+8613800000003"),
+    ]
 
     results = {r.record_id: r for r in provider.send(batch)}
 
@@ -240,8 +255,13 @@ def test_business_limit_sets_retry_after(provider, fake):
 
 
 def test_wrong_secret_is_signature_mismatch(fake):
-    provider = build_provider(fake, credentials={
-        "access_key_id": fake.access_key_id, "access_key_secret": "wrong-secret"})
+    provider = build_provider(
+        fake,
+        credentials={
+            "access_key_id": fake.access_key_id,
+            "access_key_secret": "wrong-secret",
+        },
+    )
 
     result = send_one(provider)
 
@@ -252,8 +272,13 @@ def test_wrong_secret_is_signature_mismatch(fake):
 
 
 def test_unknown_access_key(fake):
-    provider = build_provider(fake, credentials={
-        "access_key_id": "LTAIunknown", "access_key_secret": fake.access_key_secret})
+    provider = build_provider(
+        fake,
+        credentials={
+            "access_key_id": "LTAIunknown",
+            "access_key_secret": fake.access_key_secret,
+        },
+    )
 
     result = send_one(provider)
 
@@ -270,12 +295,28 @@ def test_unreachable_server_is_retryable(fake):
     assert result.error_code == "network"
 
 
-def test_non_json_answer(fake):
+def test_unknown_path_is_permanent(fake):
     provider = build_provider(fake, base_url=fake.base_url + "/nowhere")
 
     result = send_one(provider)
 
     assert result.outcome == Outcome.PERMANENT
+    assert result.error_code == "InvalidAction.NotFound"
+
+
+def test_html_bad_gateway_is_retryable(provider, fake):
+    fake.script("13800000001", "bad_gateway")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "http_502"
+
+
+def test_params_option_must_be_object(provider, fake):
+    send_one(provider, options={"params": ["x"]}, variables={"code": "1"})
+
+    assert fake.deliveries[0].params == {"code": "1"}
 
 
 # Helpers and validation
@@ -300,8 +341,9 @@ def test_signature_matches_documented_example():
 def test_number_formats():
     assert aliyun_number("+8613800000001") == "13800000001"
     assert aliyun_number("+14155550100") == "14155550100"
-    assert e164_number("13800000001") == "+8613800000001"
-    assert e164_number("85261234567") == "+85261234567"
+    assert e164_candidates("13800000001") == ["+8613800000001", "+13800000001"]
+    assert e164_candidates("85261234567") == ["+85261234567"]
+    assert e164_candidates("") == []
 
 
 def test_validate_rejects_bad_template_codes():
@@ -315,7 +357,11 @@ def test_validate_rejects_bad_template_codes():
 
 def test_validate_accepts_full_config():
     errors = AliyunSmsProvider.validate(
-        {"sign_name": "x", "template_codes": {"login": "SMS_1"}, "region_id": "cn-hangzhou"},
+        {
+            "sign_name": "x",
+            "template_codes": {"login": "SMS_1"},
+            "region_id": "cn-hangzhou",
+        },
         {"access_key_id": "a", "access_key_secret": "b", "callback_token": "t"},
     )
 
@@ -330,24 +376,42 @@ def channel(fake, db):
     from channels_app.models import Channel
 
     return Channel.objects.create(
-        name="aliyun", kind="sms", provider="aliyun_sms",
-        config={"sign_name": "分享栈", "template_code": "SMS_100001", "base_url": fake.base_url},
-        credentials={"access_key_id": fake.access_key_id,
-                     "access_key_secret": fake.access_key_secret,
-                     "callback_token": "report-token-1"},
+        name="aliyun",
+        kind="sms",
+        provider="aliyun_sms",
+        config={
+            "sign_name": "分享栈",
+            "template_code": "SMS_100001",
+            "base_url": fake.base_url,
+        },
+        credentials={
+            "access_key_id": fake.access_key_id,
+            "access_key_secret": fake.access_key_secret,
+            "callback_token": "report-token-1",
+        },
     )
 
 
 def report(biz_id, number="13800000001", success=True, err_code="DELIVERED"):
-    return {"phone_number": number, "send_time": "2026-06-10 12:00:00",
-            "report_time": "2026-06-10 12:00:05", "success": success,
-            "err_code": err_code, "err_msg": "用户接收成功" if success else "失败",
-            "sms_size": "1", "biz_id": biz_id, "out_id": ""}
+    return {
+        "phone_number": number,
+        "send_time": "2026-06-10 12:00:00",
+        "report_time": "2026-06-10 12:00:05",
+        "success": success,
+        "err_code": err_code,
+        "err_msg": "用户接收成功" if success else "失败",
+        "sms_size": "1",
+        "biz_id": biz_id,
+        "out_id": "",
+    }
 
 
 def post_reports(client, channel, reports, token="report-token-1"):
-    return client.post(callback_url(channel, token=token), json.dumps(reports),
-                       content_type="application/json")
+    return client.post(
+        callback_url(channel, token=token),
+        json.dumps(reports),
+        content_type="application/json",
+    )
 
 
 def test_report_marks_delivered(client, channel, sent_sms):
@@ -390,9 +454,12 @@ def test_report_without_configured_token_is_rejected(client, fake, db, sent_sms)
     from channels_app.models import Channel
 
     channel = Channel.objects.create(
-        name="aliyun-open", kind="sms", provider="aliyun_sms",
+        name="aliyun-open",
+        kind="sms",
+        provider="aliyun_sms",
         config={"sign_name": "分享栈"},
-        credentials={"access_key_id": "a", "access_key_secret": "b"})
+        credentials={"access_key_id": "a", "access_key_secret": "b"},
+    )
     record = sent_sms(channel, "9008^0")
 
     response = post_reports(client, channel, [report("9008^0")], token="")
@@ -412,3 +479,22 @@ def test_report_body_must_be_array(client, channel):
     response = post_reports(client, channel, {"biz_id": "1"})
 
     assert response.status_code == 400
+
+
+def test_report_for_north_american_number(client, channel, sent_sms):
+    record = sent_sms(channel, "9009^0", "+14155550100")
+
+    post_reports(client, channel, [report("9009^0", "14155550100")])
+
+    record.refresh_from_db()
+    assert record.status == "delivered"
+
+
+def test_report_without_biz_id_is_skipped(client, channel, sent_sms):
+    record = sent_sms(channel, "9010^0")
+
+    response = post_reports(client, channel, [report(""), "not an object"])
+
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.status == "sent"

@@ -55,8 +55,10 @@ def fake(server):
 
 def build_provider(fake, secret=None, **config):
     config = {"region": fake.region, "base_url": fake.base_url, **config}
-    credentials = {"access_key_id": fake.access_key_id,
-                   "secret_access_key": secret or fake.secret_access_key}
+    credentials = {
+        "access_key_id": fake.access_key_id,
+        "secret_access_key": secret or fake.secret_access_key,
+    }
     return SnsProvider(config, credentials, timeout=5)
 
 
@@ -103,8 +105,12 @@ def test_marketing_is_promotional_with_opt_out(provider, fake):
 
 
 def test_sender_id_and_max_price(fake):
-    provider = build_provider(fake, sender_id="ShareStack", max_price="0.05",
-                              origination_number="+15005550006")
+    provider = build_provider(
+        fake,
+        sender_id="ShareStack",
+        max_price="0.05",
+        origination_number="+15005550006",
+    )
 
     send_one(provider)
 
@@ -204,16 +210,22 @@ def test_unreachable_server_is_retryable(fake):
 
 
 def test_validate_rejects_bad_max_price():
-    errors = SnsProvider.validate({"region": "us-east-1", "max_price": "cheap"},
-                                  {"access_key_id": "a", "secret_access_key": "b"})
+    errors = SnsProvider.validate(
+        {"region": "us-east-1", "max_price": "cheap"},
+        {"access_key_id": "a", "secret_access_key": "b"},
+    )
 
     assert "config.max_price" in errors
 
 
 def test_callbacks_not_supported(client, fake, db):
     channel = Channel.objects.create(
-        name="sns", kind="sms", provider="sns", config={"region": "us-east-1"},
-        credentials={"access_key_id": "a", "secret_access_key": "b"})
+        name="sns",
+        kind="sms",
+        provider="sns",
+        config={"region": "us-east-1"},
+        credentials={"access_key_id": "a", "secret_access_key": "b"},
+    )
 
     response = client.post(callback_url(channel), {})
 

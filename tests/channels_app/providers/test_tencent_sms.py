@@ -66,10 +66,18 @@ def fake(server):
 
 
 def build_provider(fake, credentials=None, **config):
-    config = {"sms_sdk_app_id": fake.sms_sdk_app_id, "sign_name": "分享栈",
-              "template_id": CODE_TEMPLATE, "param_order": ["code", "minutes"],
-              "base_url": fake.base_url, **config}
-    credentials = credentials or {"secret_id": fake.secret_id, "secret_key": fake.secret_key}
+    config = {
+        "sms_sdk_app_id": fake.sms_sdk_app_id,
+        "sign_name": "分享栈",
+        "template_id": CODE_TEMPLATE,
+        "param_order": ["code", "minutes"],
+        "base_url": fake.base_url,
+        **config,
+    }
+    credentials = credentials or {
+        "secret_id": fake.secret_id,
+        "secret_key": fake.secret_key,
+    }
     return TencentSmsProvider(config, credentials, timeout=5)
 
 
@@ -127,11 +135,14 @@ def test_params_option_list_wins(provider, fake):
 def test_param_order_per_template(fake):
     fake.templates["500001"] = "{1}，您的订单{2}已发货"
     provider = build_provider(
-        fake, template_ids={"order": "500001"},
-        param_order={"500001": ["name", "order"], CODE_TEMPLATE: ["code", "minutes"]})
+        fake,
+        template_ids={"order": "500001"},
+        param_order={"500001": ["name", "order"], CODE_TEMPLATE: ["code", "minutes"]},
+    )
 
-    result = send_one(provider, notification_type="order",
-                      variables={"order": "A-7", "name": "李雷"})
+    result = send_one(
+        provider, notification_type="order", variables={"order": "A-7", "name": "李雷"}
+    )
 
     assert result.outcome == Outcome.SENT
     assert fake.deliveries[0].text == "【分享栈】李雷，您的订单A-7已发货"
@@ -170,7 +181,9 @@ def test_same_params_share_one_request(provider, fake):
 
 
 def test_different_params_send_separately(provider, fake):
-    results = provider.send([sms(1, code="111111"), sms(2, "+8613800000002", code="222222")])
+    results = provider.send(
+        [sms(1, code="111111"), sms(2, "+8613800000002", code="222222")]
+    )
 
     assert len(fake.requests) == 2
     assert {r.outcome for r in results} == {Outcome.SENT}
@@ -214,8 +227,9 @@ def test_daily_limit_retries_after_an_hour(provider, fake):
 
 
 def test_wrong_secret_is_signature_failure(fake):
-    provider = build_provider(fake, credentials={"secret_id": fake.secret_id,
-                                                 "secret_key": "wrong-key"})
+    provider = build_provider(
+        fake, credentials={"secret_id": fake.secret_id, "secret_key": "wrong-key"}
+    )
 
     result = send_one(provider)
 
@@ -257,13 +271,20 @@ def test_unreachable_server_is_retryable(fake):
     assert result.error_code == "network"
 
 
-def test_non_json_answer(fake):
-    provider = build_provider(fake, base_url="http://127.0.0.1:9")
-    provider.endpoint = fake.base_url + "/nowhere"
+def test_html_bad_gateway_is_retryable(provider, fake):
+    fake.script("+8613800000001", "bad_gateway")
 
     result = send_one(provider)
 
-    assert result.outcome == Outcome.PERMANENT
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "http_502"
+
+
+def test_number_missing_from_answer_is_retryable():
+    result = TencentSmsProvider._result(sms(), None)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.error_code == "no_status"
 
 
 # Signing and validation
@@ -271,18 +292,37 @@ def test_non_json_answer(fake):
 
 def test_signature_matches_published_example():
     # Tencent's TC3 demo: CVM DescribeInstances, secret "Gu5t9xGARNpq86cd98joQYCN3*******".
-    body = (b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], '
-            b'"Name": "instance-name"}]}')
-    signature = tc3_signature("Gu5t9xGARNpq86cd98joQYCN3*******", "cvm.tencentcloudapi.com",
-                              body, 1551113065, service="cvm")
+    body = (
+        b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], '
+        b'"Name": "instance-name"}]}'
+    )
+    signature = tc3_signature(
+        "Gu5t9xGARNpq86cd98joQYCN3*******",
+        "cvm.tencentcloudapi.com",
+        body,
+        1551113065,
+        service="cvm",
+    )
 
-    assert signature == "2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c"
+    assert (
+        signature == "2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c"
+    )
+
+
+def test_validate_rejects_bad_template_ids():
+    errors = TencentSmsProvider.validate(
+        {"sms_sdk_app_id": "1", "sign_name": "x", "template_ids": ["449739"]},
+        {"secret_id": "a", "secret_key": "b"},
+    )
+
+    assert "config.template_ids" in errors
 
 
 def test_validate_rejects_bad_param_order():
     errors = TencentSmsProvider.validate(
         {"sms_sdk_app_id": "1", "sign_name": "x", "param_order": "code"},
-        {"secret_id": "a", "secret_key": "b"})
+        {"secret_id": "a", "secret_key": "b"},
+    )
 
     assert "config.param_order" in errors
 
@@ -295,30 +335,49 @@ def channel(fake, db):
     from channels_app.models import Channel
 
     return Channel.objects.create(
-        name="tencent", kind="sms", provider="tencent_sms",
-        config={"sms_sdk_app_id": fake.sms_sdk_app_id, "sign_name": "分享栈",
-                "template_id": CODE_TEMPLATE, "base_url": fake.base_url},
-        credentials={"secret_id": fake.secret_id, "secret_key": fake.secret_key,
-                     "callback_token": "status-token-1"},
+        name="tencent",
+        kind="sms",
+        provider="tencent_sms",
+        config={
+            "sms_sdk_app_id": fake.sms_sdk_app_id,
+            "sign_name": "分享栈",
+            "template_id": CODE_TEMPLATE,
+            "base_url": fake.base_url,
+        },
+        credentials={
+            "secret_id": fake.secret_id,
+            "secret_key": fake.secret_key,
+            "callback_token": "status-token-1",
+        },
     )
 
 
 def status_report(sid, success=True, errmsg="DELIVRD"):
-    return {"user_receive_time": "2026-06-10 12:00:05", "nationcode": "86",
-            "mobile": "13800000001", "report_status": "SUCCESS" if success else "FAIL",
-            "errmsg": errmsg, "description": "用户短信送达成功" if success else "用户短信接收失败",
-            "sid": sid}
+    return {
+        "user_receive_time": "2026-06-10 12:00:05",
+        "nationcode": "86",
+        "mobile": "13800000001",
+        "report_status": "SUCCESS" if success else "FAIL",
+        "errmsg": errmsg,
+        "description": "用户短信送达成功" if success else "用户短信接收失败",
+        "sid": sid,
+    }
 
 
 def post_reports(client, channel, reports, token="status-token-1"):
-    return client.post(callback_url(channel, token=token), json.dumps(reports),
-                       content_type="application/json")
+    return client.post(
+        callback_url(channel, token=token),
+        json.dumps(reports),
+        content_type="application/json",
+    )
 
 
 def test_report_marks_delivered(client, channel, sent_sms):
     record = sent_sms(channel, "2028:0000000000000000001")
 
-    response = post_reports(client, channel, [status_report("2028:0000000000000000001")])
+    response = post_reports(
+        client, channel, [status_report("2028:0000000000000000001")]
+    )
 
     assert response.status_code == 200
     assert response.json() == {"result": 0, "errmsg": "OK"}
@@ -330,7 +389,9 @@ def test_report_marks_delivered(client, channel, sent_sms):
 def test_report_marks_failed(client, channel, sent_sms):
     record = sent_sms(channel, "2028:0000000000000000002")
 
-    post_reports(client, channel, [status_report("2028:0000000000000000002", False, "MK:0001")])
+    post_reports(
+        client, channel, [status_report("2028:0000000000000000002", False, "MK:0001")]
+    )
 
     record.refresh_from_db()
     assert record.status == "failed"
@@ -342,8 +403,12 @@ def test_report_marks_failed(client, channel, sent_sms):
 def test_report_with_wrong_token_is_rejected(client, channel, sent_sms):
     record = sent_sms(channel, "2028:0000000000000000003")
 
-    response = post_reports(client, channel, [status_report("2028:0000000000000000003")],
-                            token="status-token-2")
+    response = post_reports(
+        client,
+        channel,
+        [status_report("2028:0000000000000000003")],
+        token="status-token-2",
+    )
 
     assert response.status_code == 403
     record.refresh_from_db()

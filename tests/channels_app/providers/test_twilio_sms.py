@@ -4,7 +4,7 @@ import pytest
 
 from channels_app.models import Channel
 from channels_app.providers.base import Outcome, OutgoingMessage
-from channels_app.providers.twilio_sms import ERROR_CODES, TwilioProvider
+from channels_app.providers.twilio_sms import ERROR_CODES, TwilioProvider, classify
 from tests.channels_app.providers.conftest import callback_url
 from tests.fakes.twilio import FakeTwilio
 
@@ -50,7 +50,10 @@ def fake(server):
 
 def build_provider(fake, auth_token=None, callback="", **config):
     config = {"from_number": "+15005550006", "base_url": fake.base_url, **config}
-    credentials = {"account_sid": fake.account_sid, "auth_token": auth_token or fake.auth_token}
+    credentials = {
+        "account_sid": fake.account_sid,
+        "auth_token": auth_token or fake.auth_token,
+    }
     return TwilioProvider(config, credentials, timeout=5, callback_url=callback)
 
 
@@ -91,7 +94,9 @@ def test_request_fields(provider, fake):
 
 
 def test_messaging_service_replaces_from(fake):
-    provider = build_provider(fake, from_number="", messaging_service_sid="MG" + "0" * 32)
+    provider = build_provider(
+        fake, from_number="", messaging_service_sid="MG" + "0" * 32
+    )
 
     send_one(provider)
 
@@ -181,12 +186,20 @@ def test_unreachable_server_is_retryable(fake):
     assert result.error_code == "network"
 
 
+def test_codes_outside_table_use_status():
+    assert classify(502, 20001) == Outcome.RETRYABLE
+    assert classify(429, None) == Outcome.RETRYABLE
+    assert classify(403, 20008) == Outcome.CONFIGURATION
+    assert classify(400, 21999) == Outcome.PERMANENT
+
+
 def test_validate_requires_one_sender():
     credentials = {"account_sid": "AC1", "auth_token": "t"}
 
     assert "config.from_number" in TwilioProvider.validate({}, credentials)
     assert "config.from_number" in TwilioProvider.validate(
-        {"from_number": "+1", "messaging_service_sid": "MG1"}, credentials)
+        {"from_number": "+1", "messaging_service_sid": "MG1"}, credentials
+    )
     assert TwilioProvider.validate({"from_number": "+1"}, credentials) == {}
 
 
@@ -199,7 +212,9 @@ def channel(fake, db, settings):
     # The reverse proxy forwards to this process under its internal host name.
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "backend.internal"]
     return Channel.objects.create(
-        name="twilio", kind="sms", provider="twilio",
+        name="twilio",
+        kind="sms",
+        provider="twilio",
         config={"from_number": "+15005550006", "base_url": fake.base_url},
         credentials={"account_sid": fake.account_sid, "auth_token": fake.auth_token},
     )
@@ -209,8 +224,9 @@ def post_status(client, fake, channel, form, signature=None):
     path = callback_url(channel)
     # Twilio signs the public https URL; the request reaches us on another host.
     signature = signature or fake.signature(PUBLIC_BASE + path, form)
-    return client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature,
-                       HTTP_HOST="backend.internal:8000")
+    return client.post(
+        path, form, HTTP_X_TWILIO_SIGNATURE=signature, HTTP_HOST="backend.internal:8000"
+    )
 
 
 def send_for_record(fake, channel):
@@ -223,7 +239,9 @@ def test_delivered_callback(client, fake, channel, sent_sms):
     sid = send_for_record(fake, channel)
     record = sent_sms(channel, sid, TO)
 
-    response = post_status(client, fake, channel, fake.status_callback(sid, "delivered"))
+    response = post_status(
+        client, fake, channel, fake.status_callback(sid, "delivered")
+    )
 
     assert response.status_code == 200
     record.refresh_from_db()
@@ -235,7 +253,9 @@ def test_undelivered_dead_number_deactivates(client, fake, channel, sent_sms):
     sid = send_for_record(fake, channel)
     record = sent_sms(channel, sid, TO)
 
-    post_status(client, fake, channel, fake.status_callback(sid, "undelivered", "30005"))
+    post_status(
+        client, fake, channel, fake.status_callback(sid, "undelivered", "30005")
+    )
 
     record.refresh_from_db()
     assert record.status == "failed"
@@ -272,8 +292,13 @@ def test_bad_signature_is_rejected(client, fake, channel, sent_sms):
     sid = send_for_record(fake, channel)
     record = sent_sms(channel, sid, TO)
 
-    response = post_status(client, fake, channel, fake.status_callback(sid, "delivered"),
-                           signature="bm90IGEgc2lnbmF0dXJl")
+    response = post_status(
+        client,
+        fake,
+        channel,
+        fake.status_callback(sid, "delivered"),
+        signature="bm90IGEgc2lnbmF0dXJl",
+    )
 
     assert response.status_code == 403
     record.refresh_from_db()
@@ -284,7 +309,9 @@ def test_signature_over_internal_url_is_rejected(client, fake, channel, sent_sms
     sid = send_for_record(fake, channel)
     record = sent_sms(channel, sid, TO)
     form = fake.status_callback(sid, "delivered")
-    internal = fake.signature("http://backend.internal:8000" + callback_url(channel), form)
+    internal = fake.signature(
+        "http://backend.internal:8000" + callback_url(channel), form
+    )
 
     response = post_status(client, fake, channel, form, signature=internal)
 
@@ -297,6 +324,12 @@ def test_missing_signature_is_rejected(client, fake, channel):
     response = client.post(callback_url(channel), {"MessageSid": "SM1"})
 
     assert response.status_code == 403
+
+
+def test_callback_without_sid_changes_nothing(client, fake, channel):
+    response = post_status(client, fake, channel, {"MessageStatus": "delivered"})
+
+    assert response.status_code == 200
 
 
 def test_unknown_message_answers_200(client, fake, channel):
