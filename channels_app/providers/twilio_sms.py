@@ -16,7 +16,12 @@ from django.conf import settings
 from django.http import HttpRequest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 from twilio.rest import Client
 
 from channels_app.providers.base import (
@@ -59,7 +64,9 @@ ERROR_CODES: dict[int, Outcome] = {
 }
 # Delivery failures in a status callback that mean the number cannot take SMS.
 DEAD_NUMBER_CODES = frozenset({"30003", "30005", "30006"})
-DELIVERED_STATUSES = frozenset({"delivered", "read"})
+DELIVERED_STATUSES = frozenset({"delivered"})
+# Read receipts, which WhatsApp and RCS messages can report.
+READ_STATUSES = frozenset({"read"})
 FAILED_STATUSES = frozenset({"undelivered", "failed"})
 
 
@@ -78,6 +85,9 @@ class TwilioProvider(Provider):
     kinds = ("sms",)
     address_kinds = ("phone",)
     required_credentials = ("account_sid", "auth_token")
+    # The secret of a webhook SharedKey, for callbacks signed with it instead of the
+    # Auth Token.
+    optional_credentials = ("webhook_shared_key",)
     optional_config = (
         "from_number",
         "messaging_service_sid",
@@ -179,11 +189,32 @@ class TwilioProvider(Provider):
         # URL, not the host and scheme this process receives.
         url = settings.PUSH_PUBLIC_BASE_URL + request.get_full_path()
         signature = request.headers.get("X-Twilio-Signature", "")
-        validator = RequestValidator(self.credentials["auth_token"])
-        if not signature or not validator.validate(url, request.POST, signature):
+        key, algorithm = self._signing_key(
+            request.headers.get(SIGNATURE_SETTINGS_HEADER)
+        )
+        validator = RequestValidator(key)
+        if not signature or not validator.validate(
+            url, request.POST, signature, algorithm
+        ):
             raise CallbackRejected("X-Twilio-Signature does not match")
         receipt = self._receipt(request.POST)
         return CallbackResult([receipt] if receipt else [])
+
+    def _signing_key(self, settings_header: str | None) -> tuple[str, str]:
+        """Return the key and algorithm a callback was signed with.
+
+        Without the signature settings header Twilio signs with the Auth Token and
+        HMAC-SHA1. With it, the header names a SharedKey and its algorithm.
+        """
+        if not settings_header:
+            return self.credentials["auth_token"], HMAC_SHA1
+        shared_key = self.credentials.get("webhook_shared_key")
+        if not shared_key:
+            raise CallbackRejected(
+                "the callback is signed with a SharedKey, but the channel has no "
+                "credentials.webhook_shared_key"
+            )
+        return shared_key, get_signature_algorithm(settings_header)
 
     @staticmethod
     def _receipt(form: Any) -> Receipt | None:
@@ -193,6 +224,8 @@ class TwilioProvider(Provider):
             return None
         if status in DELIVERED_STATUSES:
             return Receipt(sid, ReceiptEvent.DELIVERED)
+        if status in READ_STATUSES:
+            return Receipt(sid, ReceiptEvent.OPENED)
         if status in FAILED_STATUSES:
             code = form.get("ErrorCode", "")
             return Receipt(

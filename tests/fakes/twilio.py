@@ -79,10 +79,17 @@ FAILURES: dict[str, TwilioFailure] = {
 }
 
 
-def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """Compute X-Twilio-Signature for a form POST to url."""
+def twilio_signature(
+    key: str, url: str, params: dict[str, str], algorithm: str = "HMAC_SHA1"
+) -> str:
+    """Compute X-Twilio-Signature for a form POST to url.
+
+    The key is the Auth Token (HMAC-SHA1), or a SharedKey secret with the algorithm
+    that the X-Twilio-Webhooks-Signature-Settings header names.
+    """
     text = url + "".join(name + params[name] for name in sorted(params))
-    mac = hmac.new(auth_token.encode(), text.encode(), hashlib.sha1)
+    digest = hashlib.sha256 if algorithm == "HMAC_SHA256" else hashlib.sha1
+    mac = hmac.new(key.encode(), text.encode(), digest)
     return base64.b64encode(mac.digest()).decode()
 
 
@@ -103,6 +110,8 @@ class FakeTwilio(FakeHttpServer):
         super().__init__(host, port)
         self.account_sid = "AC" + secrets.token_hex(16)
         self.auth_token = secrets.token_hex(16)
+        self.webhook_shared_key_id = "webhooks_sharedkey_" + secrets.token_hex(8)
+        self.webhook_shared_key = secrets.token_urlsafe(32)
         self.messages: list[dict[str, Any]] = []
 
     def routes(self, app: web.Application) -> None:
@@ -112,6 +121,9 @@ class FakeTwilio(FakeHttpServer):
 
     def signature(self, url: str, params: dict[str, str]) -> str:
         return twilio_signature(self.auth_token, url, params)
+
+    def shared_key_signature(self, url: str, params: dict[str, str]) -> str:
+        return twilio_signature(self.webhook_shared_key, url, params, "HMAC_SHA256")
 
     def status_callback(
         self, sid: str, status: str, error_code: str = ""

@@ -326,6 +326,60 @@ def test_missing_signature_is_rejected(client, fake, channel):
     assert response.status_code == 403
 
 
+def test_read_status_marks_opened(client, fake, channel, sent_sms):
+    sid = send_for_record(fake, channel)
+    record = sent_sms(channel, sid, TO)
+
+    post_status(client, fake, channel, fake.status_callback(sid, "read"))
+
+    record.refresh_from_db()
+    assert record.status == "opened"
+
+
+def shared_key_headers(fake):
+    settings_header = f"key={fake.webhook_shared_key_id},algorithm=HMAC_SHA256"
+    return {"HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS": settings_header}
+
+
+def test_shared_key_signature_accepted(client, fake, channel, sent_sms):
+    credentials = {**channel.credentials, "webhook_shared_key": fake.webhook_shared_key}
+    channel.credentials = credentials
+    channel.save()
+    sid = send_for_record(fake, channel)
+    record = sent_sms(channel, sid, TO)
+    form = fake.status_callback(sid, "delivered")
+    path = callback_url(channel)
+
+    response = client.post(
+        path,
+        form,
+        HTTP_X_TWILIO_SIGNATURE=fake.shared_key_signature(PUBLIC_BASE + path, form),
+        **shared_key_headers(fake),
+    )
+
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.status == "delivered"
+
+
+def test_shared_key_without_configured_key(client, fake, channel, sent_sms):
+    sid = send_for_record(fake, channel)
+    record = sent_sms(channel, sid, TO)
+    form = fake.status_callback(sid, "delivered")
+    path = callback_url(channel)
+
+    response = client.post(
+        path,
+        form,
+        HTTP_X_TWILIO_SIGNATURE=fake.shared_key_signature(PUBLIC_BASE + path, form),
+        **shared_key_headers(fake),
+    )
+
+    assert response.status_code == 403
+    record.refresh_from_db()
+    assert record.status == "sent"
+
+
 def test_callback_without_sid_changes_nothing(client, fake, channel):
     response = post_status(client, fake, channel, {"MessageStatus": "delivered"})
 
