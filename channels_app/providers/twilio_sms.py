@@ -10,6 +10,7 @@ and with it a configured base_url, into another region's host name.
 """
 
 import logging
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +49,7 @@ ERROR_CODES: dict[int, Outcome] = {
     20503: Outcome.RETRYABLE,  # service unavailable
     21211: Outcome.INVALID_ADDRESS,  # invalid To number
     21408: Outcome.CONFIGURATION,  # permission to send to this region not enabled
+    21601: Outcome.CONFIGURATION,  # From is not an SMS-capable number of the account
     21606: Outcome.CONFIGURATION,  # From number cannot send SMS
     21608: Outcome.PERMANENT,  # trial accounts send only to verified numbers
     21610: Outcome.INVALID_ADDRESS,  # recipient replied STOP
@@ -55,8 +57,7 @@ ERROR_CODES: dict[int, Outcome] = {
     21614: Outcome.INVALID_ADDRESS,  # To is not a mobile number
     21635: Outcome.INVALID_ADDRESS,  # To is a landline
     21617: Outcome.PERMANENT,  # body longer than 1600 characters
-    21659: Outcome.CONFIGURATION,  # From is not a Twilio number
-    21703: Outcome.CONFIGURATION,  # messaging service has no senders
+    21730: Outcome.RETRYABLE,  # system under maintenance
     30003: Outcome.INVALID_ADDRESS,  # unreachable handset
     30005: Outcome.INVALID_ADDRESS,  # unknown destination handset
     30006: Outcome.INVALID_ADDRESS,  # landline or unreachable carrier
@@ -68,6 +69,27 @@ DELIVERED_STATUSES = frozenset({"delivered"})
 # Read receipts, which WhatsApp and RCS messages can report.
 READ_STATUSES = frozenset({"read"})
 FAILED_STATUSES = frozenset({"undelivered", "failed"})
+
+
+class HeaderRecordingHttpClient(TwilioHttpClient):
+    """Keep each thread's last response headers, which TwilioRestException lacks."""
+
+    def __init__(self, **arguments: Any) -> None:
+        super().__init__(**arguments)
+        self._local = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().request(*args, **kwargs)
+        self._local.headers = response.headers
+        return response
+
+    def retry_after(self) -> float | None:
+        """Return the last response's Retry-After in seconds, if it had one."""
+        headers = getattr(self._local, "headers", None) or {}
+        try:
+            return max(float(headers.get("Retry-After", "")), 0.0)
+        except ValueError:
+            return None
 
 
 def classify(status: int, code: int | None) -> Outcome:
@@ -120,11 +142,11 @@ class TwilioProvider(Provider):
     ) -> None:
         super().__init__(config, credentials, timeout, **context)
         self.concurrency = int(config.get("concurrency", 16))
-        http_client = TwilioHttpClient(timeout=timeout, max_retries=0)
+        self._http_client = HeaderRecordingHttpClient(timeout=timeout, max_retries=0)
         self._client = Client(
             credentials["account_sid"],
             credentials["auth_token"],
-            http_client=http_client,
+            http_client=self._http_client,
         )
         # The constructor falls back to TWILIO_REGION and TWILIO_EDGE from os.environ.
         self._client.region = None
@@ -166,8 +188,9 @@ class TwilioProvider(Provider):
             segments=segments,
         )
 
-    @staticmethod
-    def _failed(message: OutgoingMessage, error: TwilioRestException) -> SendResult:
+    def _failed(
+        self, message: OutgoingMessage, error: TwilioRestException
+    ) -> SendResult:
         code = error.code if isinstance(error.code, int) else None
         outcome = classify(error.status, code)
         if outcome == Outcome.CONFIGURATION:
@@ -179,6 +202,7 @@ class TwilioProvider(Provider):
             outcome,
             error_code=str(code or error.status),
             error_message=str(error.msg)[:500],
+            retry_after=self._http_client.retry_after(),
             response_data={"status": error.status},
         )
 

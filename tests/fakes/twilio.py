@@ -45,6 +45,9 @@ FAILURES: dict[str, TwilioFailure] = {
         "Permission to send an SMS has not been enabled for the "
         "region indicated by the 'To' number",
     ),
+    "21601": TwilioFailure(
+        400, "Phone number is not a valid SMS-capable inbound phone number"
+    ),
     "21606": TwilioFailure(
         400,
         "The 'From' phone number provided is not a valid "
@@ -66,12 +69,7 @@ FAILURES: dict[str, TwilioFailure] = {
     "21617": TwilioFailure(
         400, "The concatenated message body exceeds the 1600 character limit."
     ),
-    "21659": TwilioFailure(400, "Source number is not a Twilio phone number"),
-    "21703": TwilioFailure(
-        400,
-        "The Messaging Service does not have a phone number "
-        "available to send a message",
-    ),
+    "21730": TwilioFailure(503, "System under maintenance. Please try again later."),
     "30003": TwilioFailure(400, "Unreachable destination handset"),
     "30005": TwilioFailure(400, "Unknown destination handset"),
     "30006": TwilioFailure(400, "Landline or unreachable carrier"),
@@ -113,6 +111,8 @@ class FakeTwilio(FakeHttpServer):
         self.webhook_shared_key_id = "webhooks_sharedkey_" + secrets.token_hex(8)
         self.webhook_shared_key = secrets.token_urlsafe(32)
         self.messages: list[dict[str, Any]] = []
+        # Seconds sent as Retry-After with a scripted 429, when set.
+        self.retry_after: int | None = None
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(
@@ -198,8 +198,13 @@ class FakeTwilio(FakeHttpServer):
         outcome = self.next_outcome(form["To"])
         if outcome != SUCCESS:
             failure = FAILURES[outcome]
+            headers = {}
+            if failure.http_status == 429 and self.retry_after is not None:
+                headers["Retry-After"] = str(self.retry_after)
             return web.json_response(
-                error_body(outcome, failure), status=failure.http_status
+                error_body(outcome, failure),
+                status=failure.http_status,
+                headers=headers,
             )
         sid = "SM" + secrets.token_hex(16)
         message = {

@@ -17,6 +17,7 @@ EXPECTED_OUTCOMES = {
     20503: Outcome.RETRYABLE,
     21211: Outcome.INVALID_ADDRESS,
     21408: Outcome.CONFIGURATION,
+    21601: Outcome.CONFIGURATION,
     21606: Outcome.CONFIGURATION,
     21608: Outcome.PERMANENT,
     21610: Outcome.INVALID_ADDRESS,
@@ -24,8 +25,7 @@ EXPECTED_OUTCOMES = {
     21614: Outcome.INVALID_ADDRESS,
     21635: Outcome.INVALID_ADDRESS,
     21617: Outcome.PERMANENT,
-    21659: Outcome.CONFIGURATION,
-    21703: Outcome.CONFIGURATION,
+    21730: Outcome.RETRYABLE,
     30003: Outcome.INVALID_ADDRESS,
     30005: Outcome.INVALID_ADDRESS,
     30006: Outcome.INVALID_ADDRESS,
@@ -45,6 +45,7 @@ def server():
 def fake(server):
     server.clear()
     server.messages.clear()
+    server.retry_after = None
     return server
 
 
@@ -165,6 +166,24 @@ def test_rate_limit_is_not_retried_by_sdk(provider, fake):
     send_one(provider)
 
     assert len(fake.requests) == 1
+
+
+def test_rate_limit_honours_retry_after(provider, fake):
+    fake.retry_after = 7
+    fake.script(TO, "20429")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.RETRYABLE
+    assert result.retry_after == 7
+
+
+def test_rate_limit_without_retry_after(provider, fake):
+    fake.script(TO, "20429")
+
+    result = send_one(provider)
+
+    assert result.retry_after is None
 
 
 def test_wrong_auth_token_is_configuration(fake):
