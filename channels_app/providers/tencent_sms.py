@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -110,6 +110,16 @@ RETRY_AFTER = {
     "LimitExceeded.AppMainlandChinaDailyLimit": DAILY_LIMIT_RETRY_SECONDS,
     "LimitExceeded.AppGlobalDailyLimit": DAILY_LIMIT_RETRY_SECONDS,
 }
+
+
+class RequestKey(NamedTuple):
+    """What the messages of one SendSms request share."""
+
+    template: str
+    sign_name: str
+    params: tuple[str, ...]
+    # Tencent rejects a request that mixes mainland China and other numbers.
+    mainland: bool
 
 
 def classify(code: str) -> Outcome:
@@ -212,7 +222,7 @@ class TencentSmsProvider(Provider):
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         results: list[SendResult] = []
-        groups: dict[tuple[str, str, tuple[str, ...]], list[OutgoingMessage]] = {}
+        groups: dict[RequestKey, list[OutgoingMessage]] = {}
         for message in messages:
             template = self._template(message)
             if not template:
@@ -226,7 +236,12 @@ class TencentSmsProvider(Provider):
                     )
                 )
                 continue
-            key = (template, self._sign_name(message), self._params(message, template))
+            key = RequestKey(
+                template,
+                self._sign_name(message),
+                self._params(message, template),
+                message.address.startswith("+86"),
+            )
             groups.setdefault(key, []).append(message)
 
         requests = [
@@ -243,15 +258,15 @@ class TencentSmsProvider(Provider):
         return results
 
     def _send_request(
-        self, request: tuple[tuple[str, str, tuple[str, ...]], list[OutgoingMessage]]
+        self, request: tuple[RequestKey, list[OutgoingMessage]]
     ) -> list[SendResult]:
-        (template, sign_name, params), messages = request
+        key, messages = request
         payload = {
             "PhoneNumberSet": [m.address for m in messages],
             "SmsSdkAppId": str(self.config["sms_sdk_app_id"]),
-            "SignName": sign_name,
-            "TemplateId": template,
-            "TemplateParamSet": list(params),
+            "SignName": key.sign_name,
+            "TemplateId": key.template,
+            "TemplateParamSet": list(key.params),
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         try:

@@ -233,6 +233,10 @@ class FakeTencentSms(FakeHttpServer):
         numbers = fields["PhoneNumberSet"]
         if len(numbers) > MAX_NUMBERS:
             return self._error("LimitExceeded.PhoneNumberCountLimit")
+        if len({number.startswith("+86") for number in numbers}) > 1:
+            return self._error(
+                "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"
+            )
         if fields["SmsSdkAppId"] != self.sms_sdk_app_id:
             return self._error("UnauthorizedOperation.SmsSdkAppIdVerifyFail")
         template = self.templates.get(str(fields["TemplateId"]))

@@ -189,6 +189,14 @@ def test_different_params_send_separately(provider, fake):
     assert {r.outcome for r in results} == {Outcome.SENT}
 
 
+def test_mainland_and_other_numbers_split(provider, fake):
+    results = provider.send([sms(1), sms(2, "+85261234567"), sms(3, "+8613800000003")])
+
+    numbers = sorted(sorted(r.fields["PhoneNumberSet"]) for r in fake.requests)
+    assert numbers == [["+85261234567"], ["+8613800000001", "+8613800000003"]]
+    assert {r.outcome for r in results} == {Outcome.SENT}
+
+
 def test_per_number_failure_in_batch(provider, fake):
     fake.script("+8613800000002", "InvalidParameterValue.IncorrectPhoneNumber")
     batch = [sms(1), sms(2, "+8613800000002"), sms(3, "+8613800000003")]
