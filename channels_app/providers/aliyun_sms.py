@@ -48,6 +48,7 @@ from channels_app.providers.base import (
 from channels_app.providers.sms_common import (
     as_string,
     check_callback_token,
+    check_concurrency,
     china_time,
     chunks_with_unique_addresses,
     run_concurrently,
@@ -173,6 +174,7 @@ class AliyunSmsProvider(Provider):
         cls, config: dict[str, Any], credentials: dict[str, Any]
     ) -> dict[str, str]:
         errors = super().validate(config, credentials)
+        check_concurrency(config, errors)
         codes = config.get("template_codes", {})
         if not isinstance(codes, dict) or not all(
             isinstance(v, str) for v in codes.values()

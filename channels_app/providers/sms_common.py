@@ -77,6 +77,15 @@ def run_concurrently(
         return list(pool.map(function, items))
 
 
+def check_concurrency(config: dict[str, Any], errors: dict[str, str]) -> None:
+    """Add an error when config.concurrency is set but not a positive integer."""
+    value = config.get("concurrency")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors["config.concurrency"] = "Must be a positive integer, such as 8."
+
+
 def check_callback_token(request: HttpRequest, credentials: dict[str, Any]) -> None:
     """Compare the `token` query parameter with credentials.callback_token.
 

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
-from channels_app.providers.sms_common import run_concurrently
+from channels_app.providers.sms_common import check_concurrency, run_concurrently
 from channels_app.sms import sms_length, text_with_opt_out
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class SnsProvider(Provider):
         cls, config: dict[str, Any], credentials: dict[str, Any]
     ) -> dict[str, str]:
         errors = super().validate(config, credentials)
+        check_concurrency(config, errors)
         if config.get("max_price") not in (None, ""):
             try:
                 Decimal(str(config["max_price"]))

@@ -46,6 +46,7 @@ from channels_app.providers.base import (
 from channels_app.providers.sms_common import (
     as_string,
     check_callback_token,
+    check_concurrency,
     china_time,
     chunks_with_unique_addresses,
     run_concurrently,
@@ -177,6 +178,7 @@ class TencentSmsProvider(Provider):
         cls, config: dict[str, Any], credentials: dict[str, Any]
     ) -> dict[str, str]:
         errors = super().validate(config, credentials)
+        check_concurrency(config, errors)
         if not isinstance(config.get("template_ids", {}), dict):
             errors["config.template_ids"] = (
                 'Must map notification types to template ids, such as {"login_code": "449739"}.'

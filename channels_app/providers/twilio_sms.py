@@ -35,7 +35,7 @@ from channels_app.providers.base import (
     ReceiptEvent,
     SendResult,
 )
-from channels_app.providers.sms_common import run_concurrently
+from channels_app.providers.sms_common import check_concurrency, run_concurrently
 from channels_app.sms import sms_length, text_with_opt_out
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class TwilioProvider(Provider):
         cls, config: dict[str, Any], credentials: dict[str, Any]
     ) -> dict[str, str]:
         errors = super().validate(config, credentials)
+        check_concurrency(config, errors)
         senders = [
             name
             for name in ("from_number", "messaging_service_sid")

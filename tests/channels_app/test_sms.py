@@ -9,6 +9,7 @@ from channels_app.providers.base import CallbackRejected, OutgoingMessage
 from channels_app.providers.sms_common import (
     as_string,
     check_callback_token,
+    check_concurrency,
     china_time,
     chunks_with_unique_addresses,
     run_concurrently,
@@ -142,3 +143,21 @@ def test_china_time():
     assert parsed.utcoffset() == timedelta(hours=8)
     assert china_time("yesterday") is None
     assert china_time(None) is None
+
+
+@pytest.mark.parametrize("value", [0, -1, "8", 2.5, True])
+def test_check_concurrency_rejects(value):
+    errors = {}
+
+    check_concurrency({"concurrency": value}, errors)
+
+    assert "config.concurrency" in errors
+
+
+def test_check_concurrency_accepts():
+    errors = {}
+
+    check_concurrency({"concurrency": 4}, errors)
+    check_concurrency({}, errors)
+
+    assert errors == {}
