@@ -114,7 +114,7 @@ RETRY_AFTER = {
 
 
 class RequestKey(NamedTuple):
-    """What the messages of one SendSms request share."""
+    """The fields that all messages of one SendSms request share."""
 
     template: str
     sign_name: str

@@ -1,12 +1,12 @@
 """A local fake of Alibaba Cloud SMS (Dysmsapi 2017-05-25), RPC style.
 
-It takes ``POST /`` with form fields (and query parameters, merged as Aliyun does),
-recomputes the signature version 1.0 (HMAC-SHA1 with key ``secret&``) from the
-received parameters, rejects a Timestamp more than 15 minutes off and a reused
-SignatureNonce, and serves ``SendSms`` (at most 1000 numbers) and ``SendBatchSms``
-(at most 100 numbers, with a sign name and parameters per number).
+It takes ``POST /`` with form fields and merges query parameters into them, as
+Aliyun does. It recomputes the signature version 1.0 (HMAC-SHA1 with the key
+``secret&``) from the received parameters. It rejects a Timestamp more than 15
+minutes off and a reused SignatureNonce. It serves ``SendSms`` (at most 1000
+numbers) and ``SendBatchSms`` (at most 100, with a sign name and parameters each).
 
-Outcomes are scripted per number as it appears on the wire (``13800000000``); one
+Outcomes are scripted per number as it appears on the wire (``13800000000``). One
 failing number fails the whole request with its Code, as Aliyun does.
 """
 

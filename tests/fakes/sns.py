@@ -1,9 +1,9 @@
 """A local fake of Amazon SNS's query API for SMS: Action=Publish with PhoneNumber.
 
 It recomputes the AWS Signature Version 4 of every request from the method, path,
-query, the signed headers and the body, with the access key's secret, and returns
-SNS's XML bodies: ``PublishResponse`` with a MessageId, or ``ErrorResponse`` with
-Type, Code and Message and SNS's HTTP status. It checks the E.164 PhoneNumber, a
+query, signed headers and body with the access key's secret. It returns SNS's XML
+bodies: ``PublishResponse`` with a MessageId, or ``ErrorResponse`` with Type, Code
+and Message under SNS's HTTP status. It checks the E.164 PhoneNumber, a
 non-empty Message of at most 1600 bytes, and the SMS message attributes
 (AWS.SNS.SMS.SMSType, SenderID, MaxPrice).
 

@@ -1,14 +1,15 @@
 """A local fake of Tencent Cloud SMS, API 3.0 version 2021-01-11, action SendSms.
 
-It takes ``POST /`` with a JSON body and the X-TC-* headers, recomputes the
-TC3-HMAC-SHA256 signature from the received content-type, host and body, rejects a
-timestamp more than five minutes off, checks the SmsSdkAppId, the approved
-templates and sign names, at most 200 numbers and string template parameters, and
-responds as Tencent does: HTTP 200 with a status per number, or with Response.Error.
+It takes ``POST /`` with a JSON body and the X-TC-* headers. It recomputes the
+TC3-HMAC-SHA256 signature from the received content-type, host and body, and
+rejects a timestamp more than five minutes off. It checks the SmsSdkAppId, the
+approved templates and sign names, at most 200 numbers of one region, and string
+template parameters. Like Tencent it responds with HTTP 200 and either a status
+per number or Response.Error.
 
 Outcomes are scripted per number in E.164 form. A code that concerns one number
-(a per-number limit, a bad number) appears in that number's SendStatusSet entry;
-any other code fails the whole request, as Tencent does.
+(a per-number limit, a bad number) appears in that number's SendStatusSet entry.
+Any other code fails the whole request, as Tencent does.
 """
 
 from __future__ import annotations
