@@ -158,7 +158,21 @@ class SnsProvider(Provider):
         return attributes
 
     def send(self, messages: list[OutgoingMessage]) -> list[SendResult]:
-        return run_concurrently(self._send_one, messages, self.concurrency)
+        results = run_concurrently(self._send_one, messages, self.concurrency)
+        rejected = [r for r in results if r.outcome == Outcome.INVALID_ADDRESS]
+        # SNS gives the same PhoneNumber error in a region without SMS support, so
+        # a batch whose every number fails that way points at the channel instead.
+        # NOTE: a batch of one cannot tell the two apart.
+        if len(results) > 1 and len(rejected) == len(results):
+            logger.error(
+                "sns: all %d numbers were rejected as invalid; check that region %s "
+                "supports SMS",
+                len(results),
+                self.config["region"],
+            )
+            for result in rejected:
+                result.outcome = Outcome.CONFIGURATION
+        return results
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
         text = text_with_opt_out(message.body, message.marketing, message.locale)

@@ -189,6 +189,25 @@ def test_malformed_number_is_invalid_address(provider, fake):
     assert result.outcome == Outcome.INVALID_ADDRESS
 
 
+def test_every_number_rejected_is_configuration(provider, fake):
+    numbers = [f"+1415555{i:04d}" for i in range(3)]
+    for number in numbers:
+        fake.script(number, "InvalidParameter")
+
+    results = provider.send([sms(i, number) for i, number in enumerate(numbers)])
+
+    assert {r.outcome for r in results} == {Outcome.CONFIGURATION}
+
+
+def test_one_rejected_number_in_batch(provider, fake):
+    fake.script("+14155550001", "InvalidParameter")
+
+    results = provider.send([sms(1, "+14155550001"), sms(2, "+14155550002")])
+
+    outcomes = {r.record_id: r.outcome for r in results}
+    assert outcomes == {1: Outcome.INVALID_ADDRESS, 2: Outcome.SENT}
+
+
 def test_wrong_secret_is_signature_mismatch(fake):
     provider = build_provider(fake, secret="wrong-secret")
 
