@@ -318,14 +318,17 @@ class AliyunSmsProvider(Provider):
 
         outcome = classify(response.status_code, code)
         if outcome == Outcome.INVALID_ADDRESS and len(messages) > 1:
-            # The whole request fails for one bad number without naming it, so each
-            # number is sent on its own to find it.
+            # The whole request fails for one bad number without naming it, so the
+            # halves are sent again until the bad numbers stand alone.
             logger.info(
-                "aliyun_sms: %s for a request of %d numbers; sending them one by one",
+                "aliyun_sms: %s for a request of %d numbers; resending in halves",
                 code,
                 len(messages),
             )
-            return [result for m in messages for result in self._send_request([m])]
+            middle = len(messages) // 2
+            return self._send_request(messages[:middle]) + self._send_request(
+                messages[middle:]
+            )
         if outcome == Outcome.CONFIGURATION:
             logger.error("aliyun_sms: %s: %s", code, body.get("Message", ""))
         results = self._all(messages, outcome, code, str(body.get("Message", ""))[:500])

@@ -214,7 +214,8 @@ def test_repeated_number_goes_into_another_request(provider, fake):
 
 
 def test_invalid_number_in_batch_is_found_alone(provider, fake):
-    fake.script("13800000002", "isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_NUMBER_ILLEGAL")
+    # Aliyun rejects every request that contains the number.
+    fake.script("13800000002", *["isv.MOBILE_NUMBER_ILLEGAL"] * 3)
     batch = [
         sms(1, "+8613800000001"),
         sms(2, "+8613800000002"),
@@ -226,7 +227,20 @@ def test_invalid_number_in_batch_is_found_alone(provider, fake):
     assert results[2].outcome == Outcome.INVALID_ADDRESS
     assert results[1].outcome == Outcome.SENT
     assert results[3].outcome == Outcome.SENT
-    assert len(fake.requests) == 4
+    # [1, 2, 3], then [1] and [2, 3], then [2] and [3].
+    assert len(fake.requests) == 5
+
+
+def test_invalid_number_search_is_logarithmic(provider, fake):
+    fake.script("13800000042", *["isv.MOBILE_NUMBER_ILLEGAL"] * 20)
+    batch = [sms(i, f"+86138000000{i:02d}") for i in range(64)]
+
+    results = {r.record_id: r for r in provider.send(batch)}
+
+    assert results[42].outcome == Outcome.INVALID_ADDRESS
+    assert sum(r.outcome == Outcome.SENT for r in results.values()) == 63
+    # One request per halving on the path to the number, plus its sibling halves.
+    assert len(fake.requests) == 1 + 2 * 6
 
 
 # Error classification
