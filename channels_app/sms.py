@@ -7,6 +7,7 @@ two septets each. Any other character, Chinese included, forces UCS-2: 70 UTF-16
 code units in one part, 67 per part when split; a character outside the Basic
 Multilingual Plane, such as most emoji, takes two units.
 """
+
 from dataclasses import dataclass
 
 GSM_BASIC = frozenset(
@@ -33,3 +34,25 @@ def sms_length(text: str) -> SmsLength:
     if units <= single:
         return SmsLength(encoding, units, 1 if units else 0)
     return SmsLength(encoding, units, -(-units // multi))
+
+
+# Appended to marketing texts by the providers that send free text. A Chinese
+# locale gets the reply keyword that mainland carriers and SMS platforms honour.
+OPT_OUT_LINES = {
+    "zh": "拒收请回复R",
+    "en": "Reply STOP to opt out",
+}
+DEFAULT_OPT_OUT_LANGUAGE = "en"
+
+
+def opt_out_line(locale: str) -> str:
+    """Return the opt-out line for a locale such as "zh-Hans" or "en_US"."""
+    language = locale.replace("_", "-").split("-")[0].lower()
+    return OPT_OUT_LINES.get(language, OPT_OUT_LINES[DEFAULT_OPT_OUT_LANGUAGE])
+
+
+def text_with_opt_out(body: str, marketing: bool, locale: str) -> str:
+    """Return the text to send: the body, plus an opt-out line for marketing."""
+    if not marketing:
+        return body
+    return f"{body}\n{opt_out_line(locale)}"

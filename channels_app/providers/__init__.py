@@ -1,5 +1,6 @@
 """Provider adapters and the registry that maps provider keys to them."""
 from channels_app.providers.aliyun_push import AliyunPushProvider
+from channels_app.providers.aliyun_sms import AliyunSmsProvider
 from channels_app.providers.anymail_esp import MailgunProvider, PostmarkProvider
 from channels_app.providers.apns import ApnsProvider
 from channels_app.providers.base import Provider
@@ -8,7 +9,10 @@ from channels_app.providers.fcm import FcmProvider
 from channels_app.providers.huawei import HuaweiProvider
 from channels_app.providers.jpush import JPushProvider
 from channels_app.providers.smtp import SmtpProvider
+from channels_app.providers.sns import SnsProvider
+from channels_app.providers.tencent_sms import TencentSmsProvider
 from channels_app.providers.tpns import TpnsProvider
+from channels_app.providers.twilio_sms import TwilioProvider
 from channels_app.providers.wechat_subscribe import WeChatSubscribeProvider
 from channels_app.providers.wechat_template import WeChatTemplateProvider
 from channels_app.providers.wecom_app import WeComAppProvider
@@ -29,6 +33,10 @@ REGISTRY: dict[str, type[Provider]] = {
         JPushProvider,
         AliyunPushProvider,
         TpnsProvider,
+        AliyunSmsProvider,
+        TencentSmsProvider,
+        TwilioProvider,
+        SnsProvider,
         WeChatTemplateProvider,
         WeChatSubscribeProvider,
         WeComAppProvider,
