@@ -68,7 +68,8 @@ DAY_LIMIT_RETRY_SECONDS = 3600.0
 
 # Code from the response body, for business errors (HTTP 200) and gateway errors.
 ERROR_CODES: dict[str, Outcome] = {
-    "isv.BUSINESS_LIMIT_CONTROL": Outcome.RETRYABLE,
+    # A per-number frequency limit: the number waits, the message does not fail.
+    "isv.BUSINESS_LIMIT_CONTROL": Outcome.DEFERRED,
     "isv.DAY_LIMIT_CONTROL": Outcome.RETRYABLE,
     "isv.MONTH_LIMIT_CONTROL": Outcome.CONFIGURATION,
     "isv.MOBILE_NUMBER_ILLEGAL": Outcome.INVALID_ADDRESS,

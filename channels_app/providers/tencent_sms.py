@@ -67,10 +67,11 @@ DAILY_LIMIT_RETRY_SECONDS = 3600.0
 
 # Code per number in SendStatusSet, or Error.Code for a failed request.
 ERROR_CODES: dict[str, Outcome] = {
-    "LimitExceeded.PhoneNumberThirtySecondLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberOneHourLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberDailyLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberSameContentDailyLimit": Outcome.RETRYABLE,
+    # Per-number frequency limits: the number waits, the message does not fail.
+    "LimitExceeded.PhoneNumberThirtySecondLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberOneHourLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberDailyLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberSameContentDailyLimit": Outcome.DEFERRED,
     "LimitExceeded.DeliveryFrequencyLimit": Outcome.RETRYABLE,
     "LimitExceeded.AppDailyLimit": Outcome.RETRYABLE,
     "LimitExceeded.DailyLimit": Outcome.RETRYABLE,

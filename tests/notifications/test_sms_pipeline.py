@@ -172,3 +172,34 @@ def test_invalid_number_deactivates_contact(db, push_sms):
     assert record.reason == "invalid_address"
     contact.refresh_from_db()
     assert contact.is_active is False
+
+
+def aliyun_channel(fake) -> Channel:
+    return Channel.objects.create(
+        name="aliyun", kind="sms", provider="aliyun_sms",
+        config={"sign_name": "分享栈", "template_code": "SMS_100001", "base_url": fake.base_url},
+        credentials={"access_key_id": fake.access_key_id,
+                     "access_key_secret": fake.access_key_secret},
+    )
+
+
+def test_aliyun_number_limit_defers_that_number(db, push_sms, frozen_clock, beat_tick):
+    with FakeAliyunSms() as fake:
+        aliyun_channel(fake)
+        contact = add_phone_user("li", NUMBER)
+        fake.script("13800000001", "isv.BUSINESS_LIMIT_CONTROL")
+
+        record = push_sms()
+
+        assert (record.status, record.reason) == ("deferred", "isv.BUSINESS_LIMIT_CONTROL")
+        assert record.attempts == 0
+        assert record.next_attempt_at > SENT_AT
+        contact.refresh_from_db()
+        assert contact.is_active is True
+
+        frozen_clock.set(record.next_attempt_at)
+        beat_tick()
+        record.refresh_from_db()
+        [delivery] = fake.deliveries
+    assert (record.status, record.attempts) == ("sent", 1)
+    assert record.provider_message_id == delivery.biz_id

@@ -17,7 +17,7 @@ from tests.fakes.aliyun_sms import FakeAliyunSms
 
 # Written from Aliyun's error code list, independently of the adapter's table.
 EXPECTED_OUTCOMES = {
-    "isv.BUSINESS_LIMIT_CONTROL": Outcome.RETRYABLE,
+    "isv.BUSINESS_LIMIT_CONTROL": Outcome.DEFERRED,
     "isv.DAY_LIMIT_CONTROL": Outcome.RETRYABLE,
     "isv.MONTH_LIMIT_CONTROL": Outcome.CONFIGURATION,
     "isv.MOBILE_NUMBER_ILLEGAL": Outcome.INVALID_ADDRESS,

@@ -16,10 +16,10 @@ from tests.fakes.tencent_sms import FakeTencentSms
 
 # Written from Tencent's SendSms error codes, independently of the adapter's table.
 EXPECTED_OUTCOMES = {
-    "LimitExceeded.PhoneNumberThirtySecondLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberOneHourLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberDailyLimit": Outcome.RETRYABLE,
-    "LimitExceeded.PhoneNumberSameContentDailyLimit": Outcome.RETRYABLE,
+    "LimitExceeded.PhoneNumberThirtySecondLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberOneHourLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberDailyLimit": Outcome.DEFERRED,
+    "LimitExceeded.PhoneNumberSameContentDailyLimit": Outcome.DEFERRED,
     "LimitExceeded.DeliveryFrequencyLimit": Outcome.RETRYABLE,
     "LimitExceeded.AppDailyLimit": Outcome.RETRYABLE,
     "LimitExceeded.DailyLimit": Outcome.RETRYABLE,
