@@ -88,6 +88,21 @@ def address_kind(record: PushRecord) -> str:
     return CONTACT_KINDS_FOR_CHANNEL.get(record.channel_kind, ("",))[0]
 
 
+class ChannelChooser:
+    """Look up candidate_channels for many records, computing each distinct case once."""
+
+    def __init__(self, channels: list[Channel]) -> None:
+        self.channels = channels
+        self._cache: dict[tuple[str, str, int | None], list[Channel]] = {}
+
+    def candidates(self, record: PushRecord) -> list[Channel]:
+        pinned = record.channel_id if record.address_kind == CHANNEL_ADDRESS_KIND else None
+        key = (record.channel_kind, address_kind(record), pinned)
+        if key not in self._cache:
+            self._cache[key] = candidate_channels(self.channels, record)
+        return self._cache[key]
+
+
 def candidate_channels(channels: list[Channel], record: PushRecord) -> list[Channel]:
     """List the enabled channels that can send a record, in the order to try them.
 
@@ -188,11 +203,12 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     if not records:
         return {}
     channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
+    chooser = ChannelChooser(channels)
     builder = MessageBuilder(records)
     pending: dict[int, list[Attempt]] = defaultdict(list)
 
     for record in records:
-        candidates = candidate_channels(channels, record)
+        candidates = chooser.candidates(record)
         if not candidates:
             fail(record, Reason.NO_CHANNEL, "no enabled channel can send this message", now)
             continue

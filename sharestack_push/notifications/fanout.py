@@ -31,7 +31,7 @@ from sharestack_push.notifications.constants import (
     RecordStatus,
 )
 from sharestack_push.notifications.content import RenderCache
-from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, candidate_channels
+from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, ChannelChooser
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
     kinds = [kind for kind in task.channels if kind in ChannelKind.values]
     policy = PolicyInputs(task, user_ids, now)
     addresses = load_addresses(user_ids, kinds)
-    channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
+    chooser = ChannelChooser(list(Channel.objects.filter(enabled=True).order_by("priority", "id")))
     renders = RenderCache()
 
     records = []
@@ -204,19 +204,20 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
                     contact_id=target.get("contact_id"),
                     locale=locale,
                 )
-                apply_decision(record, decision, channels, renders, task)
+                apply_decision(record, decision, chooser, renders, task)
                 records.append(record)
     return records
 
 
-def apply_decision(record: PushRecord, decision, channels: list[Channel], renders: RenderCache, task: PushTask) -> None:
+def apply_decision(record: PushRecord, decision, chooser: ChannelChooser, renders: RenderCache,
+                   task: PushTask) -> None:
     if decision.action == Action.SUPPRESS:
         record.status, record.reason = RecordStatus.SUPPRESSED, decision.reason
         return
     if not record.address:
         record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
         return
-    if not candidate_channels(channels, record):
+    if not chooser.candidates(record):
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
         return
     rendered = renders.get(task, record.channel_kind, record.locale)
