@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sharestack_push.notifications.models import ApiKey, PushRecord, PushTask
+from sharestack_push.notifications.models import ApiKey, NotificationType, PushRecord, PushTask
 
 
 @admin.register(ApiKey)
@@ -23,7 +23,15 @@ class PushTaskAdmin(admin.ModelAdmin):
 
 @admin.register(PushRecord)
 class PushRecordAdmin(admin.ModelAdmin):
-    list_display = ["id", "task", "user_id", "channel_kind", "provider", "status", "reason", "attempts", "sent_at"]
+    list_display = ["id", "task", "user_id", "channel_kind", "provider", "status", "reason", "attempts",
+                    "segments", "sent_at"]
     list_filter = ["status", "channel_kind", "provider"]
     search_fields = ["user_id", "provider_message_id"]
     raw_id_fields = ["task", "channel", "device", "contact"]
+
+
+@admin.register(NotificationType)
+class NotificationTypeAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "category", "is_critical", "updated_at"]
+    list_filter = ["category", "is_critical"]
+    search_fields = ["key", "name"]
