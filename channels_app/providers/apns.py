@@ -231,7 +231,7 @@ class ApnsProvider(Provider):
     def headers(self, message: OutgoingMessage, token: str) -> dict[str, str]:
         background = not (message.title or message.body)
         low = background or message.priority == "low"
-        ttl = int(message.options.get("ttl", DEFAULT_TTL_SECONDS))
+        ttl = int(message.options.get("ttl_seconds", DEFAULT_TTL_SECONDS))
         headers = {
             "authorization": f"bearer {token}",
             "apns-topic": self.topic,

@@ -285,11 +285,16 @@ class FcmProvider(Provider):
     async def _post(self, session: aiohttp.ClientSession, headers: dict[str, str],
                     message: OutgoingMessage) -> SendResult:
         try:
-            async with session.post(self.endpoint, data=self.payload(message), headers=headers) as response:
+            payload = self.payload(message)
+        except (TypeError, ValueError) as error:
+            return SendResult(message.record_id, Outcome.PERMANENT, error_code="invalid_options",
+                              error_message=f"the message cannot be encoded: {error}"[:500])
+        try:
+            async with session.post(self.endpoint, data=payload, headers=headers) as response:
                 body = await response.text()
                 status = response.status
                 retry_header = response.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             return SendResult(message.record_id, Outcome.RETRYABLE, error_code="network",
                               error_message=str(error)[:500] or type(error).__name__)
         if status == 200:

@@ -212,8 +212,8 @@ class HuaweiProvider(Provider):
         android: dict[str, Any] = {
             "urgency": "HIGH" if sample.priority in ("high", "urgent") else "NORMAL",
         }
-        if options.get("ttl") is not None:
-            android["ttl"] = f"{int(options['ttl'])}s"
+        if options.get("ttl_seconds") is not None:
+            android["ttl"] = f"{int(options['ttl_seconds'])}s"
         if options.get("collapse_key") is not None:
             android["collapse_key"] = options["collapse_key"]
         bi_tag = options.get("bi_tag") or sample.notification_type

@@ -298,7 +298,12 @@ class TencentSmsProvider(Provider):
             code = str(error.get("Code", ""))
             if classify(code) == Outcome.CONFIGURATION:
                 logger.error("tencent_sms: %s: %s", code, error.get("Message", ""))
-            return self._all(messages, code, str(error.get("Message", ""))[:500])
+            outcome = classify(code)
+            if outcome == Outcome.INVALID_ADDRESS and len(messages) > 1:
+                # A request-level error does not say which number is wrong, so no
+                # contact of a multi-number request is deactivated for it.
+                outcome = Outcome.PERMANENT
+            return self._all(messages, code, str(error.get("Message", ""))[:500], outcome)
         statuses = {
             str(status.get("PhoneNumber")): status
             for status in answer.get("SendStatusSet") or []

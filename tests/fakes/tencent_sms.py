@@ -234,6 +234,9 @@ class FakeTencentSms(FakeHttpServer):
         numbers = fields["PhoneNumberSet"]
         if len(numbers) > MAX_NUMBERS:
             return self._error("LimitExceeded.PhoneNumberCountLimit")
+        if not all(re.fullmatch(r"\+\d{6,15}", str(number)) for number in numbers):
+            # A malformed number fails the whole request, without naming the number.
+            return self._error("InvalidParameterValue.IncorrectPhoneNumber")
         if len({number.startswith("+86") for number in numbers}) > 1:
             return self._error(
                 "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"

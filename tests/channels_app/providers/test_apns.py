@@ -171,7 +171,7 @@ def test_data_only_message_is_background(provider, fake_apns):
 def test_low_priority_and_collapse_and_ttl(provider, fake_apns):
     before = int(time.time())
 
-    send_one(provider, message(priority="low", collapse_key="deploys", ttl=60))
+    send_one(provider, message(priority="low", collapse_key="deploys", ttl_seconds=60))
 
     headers = fake_apns.requests[0].headers
     assert headers["apns-priority"] == "5"
@@ -180,7 +180,7 @@ def test_low_priority_and_collapse_and_ttl(provider, fake_apns):
 
 
 def test_zero_ttl_means_deliver_once(provider, fake_apns):
-    send_one(provider, message(ttl=0))
+    send_one(provider, message(ttl_seconds=0))
 
     assert fake_apns.requests[0].headers["apns-expiration"] == "0"
 
@@ -537,7 +537,7 @@ def test_failed_drop_still_resends_once(provider, fake_apns, monkeypatch):
 
 
 def test_invalid_ttl_option_is_permanent(provider, fake_apns):
-    result = send_one(provider, message(ttl="a day"))
+    result = send_one(provider, message(ttl_seconds="a day"))
 
     assert result.outcome == Outcome.PERMANENT
     assert result.error_code == "invalid_options"

@@ -535,3 +535,12 @@ def test_two_workers_share_one_oauth_token(fake_fcm):
         second.close()
     assert fake_fcm.token_requests == 1
     assert len(fake_fcm.requests) == 2
+
+
+def test_unusable_option_fails_only_that_message(provider, fake_fcm):
+    bad = OutgoingMessage(1, "device-1", "Hi", "There", options={"badge": "many"})
+    good = OutgoingMessage(2, "device-2", "Hi", "There", options={"badge": 2})
+    results = {result.record_id: result for result in provider.send([bad, good])}
+    assert (results[1].outcome, results[1].error_code) == (Outcome.PERMANENT, "invalid_options")
+    assert results[2].outcome == Outcome.SENT
+    assert len(fake_fcm.requests) == 1

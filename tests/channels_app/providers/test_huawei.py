@@ -100,7 +100,7 @@ def test_success_stores_request_id(provider, fake_huawei):
 def test_request_carries_notification(provider, fake_huawei):
     outgoing = message(token="tok-a", data={"order_id": 7}, icon="/raw/ic", sound="/raw/chime",
                        image="https://cdn.test/a.png", badge=2, badge_class="com.x.Main",
-                       click_action="https://shop.test/orders/7", ttl=600, collapse_key=3)
+                       click_action="https://shop.test/orders/7", ttl_seconds=600, collapse_key=3)
 
     send_one(provider, outgoing)
 
@@ -513,7 +513,7 @@ def test_failed_drop_still_resends_once(provider, fake_huawei, monkeypatch):
 
 
 def test_invalid_ttl_option_is_permanent(provider, fake_huawei):
-    result = send_one(provider, message(ttl="a day"))
+    result = send_one(provider, message(ttl_seconds="a day"))
 
     assert result.outcome == Outcome.PERMANENT
     assert result.error_code == "invalid_options"

@@ -433,3 +433,17 @@ def test_report_body_must_be_array(client, channel):
     response = post_reports(client, channel, "not json")
 
     assert response.status_code == 400
+
+
+def test_malformed_number_alone_is_an_invalid_address(provider, fake):
+    result = send_one(provider, address="+86abc")
+
+    assert result.outcome == Outcome.INVALID_ADDRESS
+    assert result.error_code == "InvalidParameterValue.IncorrectPhoneNumber"
+
+
+def test_malformed_number_in_a_batch_deactivates_nobody(provider, fake):
+    results = provider.send([sms(1, "+8613800000001"), sms(2, "+86abc")])
+
+    assert {result.outcome for result in results} == {Outcome.PERMANENT}
+    assert fake.deliveries == []
