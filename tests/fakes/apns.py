@@ -159,7 +159,7 @@ class FakeApns:
         ).decode()
         self._public_key = signing_key.public_key()
         self._lock = threading.Lock()
-        self._scripts: dict[str, deque[str]] = {}
+        self._scripts: dict[str, deque[str | tuple[str, float]]] = {}
         self._unregistered_at: dict[str, float] = {}
         self._requests: list[ReceivedRequest] = []
         # The last accepted provider token and when it was first seen.
@@ -238,11 +238,17 @@ class FakeApns:
 
     # Test controls, callable from any thread
 
-    def script(self, token: str, *reasons: str) -> None:
-        """Queue the reasons for the next requests to one device token, in order."""
+    def script(self, token: str, *reasons: str | tuple[str, float]) -> None:
+        """Queue the reasons for the next requests to one device token, in order.
+
+        A tuple ``(reason, retry_after)`` also sends a ``Retry-After`` header with that
+        many seconds. NOTE: Apple documents no Retry-After on APNs error responses, so
+        this only checks that the adapter honours one if it arrives.
+        """
         for reason in reasons:
-            if reason not in REASONS and reason != SUCCESS:
-                raise ValueError(f"unknown APNs reason {reason!r}")
+            name = reason[0] if isinstance(reason, tuple) else reason
+            if name not in REASONS and name != SUCCESS:
+                raise ValueError(f"unknown APNs reason {name!r}")
         with self._lock:
             self._scripts.setdefault(token, deque()).extend(reasons)
 
@@ -287,8 +293,9 @@ class FakeApns:
         match = DEVICE_PATH.match(headers.get(":path", ""))
         token = match.group("token") if match else ""
         reason = self._check(headers, body, token)
+        retry_after = None
         if reason is None:
-            reason = self._next_reason(token)
+            reason, retry_after = self._next_reason(token)
             if reason == "ExpiredProviderToken":
                 self._expire(self._bearer(headers))
         status = 200 if reason == SUCCESS else REASONS[reason]
@@ -301,6 +308,8 @@ class FakeApns:
                 ReceivedRequest(token, headers, payload, status, reason, connection)
             )
         response_headers = {"apns-id": apns_id}
+        if retry_after is not None:
+            response_headers["retry-after"] = str(retry_after)
         if status == 200:
             return status, response_headers, b""
         error: dict[str, Any] = {"reason": reason}
@@ -403,15 +412,18 @@ class FakeApns:
             return "PayloadEmpty"
         return None
 
-    def _next_reason(self, token: str) -> str:
+    def _next_reason(self, token: str) -> tuple[str, float | None]:
+        """Pop the token's next scripted reason and its Retry-After seconds, if any."""
         with self._lock:
             queue = self._scripts.get(token)
             if not queue:
-                return SUCCESS
+                return SUCCESS, None
             reason = queue.popleft()
             if not queue:
                 del self._scripts[token]
-            return reason
+        if isinstance(reason, tuple):
+            return reason[0], reason[1]
+        return reason, None
 
 
 class _H2Protocol(asyncio.Protocol):

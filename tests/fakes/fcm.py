@@ -253,6 +253,8 @@ class FakeFcm:
         self._requests: list[ReceivedRequest] = []
         self._message_ids = itertools.count(1)
         self._id_suffix = secrets.token_hex(8)
+        # The message name of every accepted send, oldest first.
+        self.message_names: list[str] = []
         self.sent = 0
         self.request_count = 0
         self.token_requests = 0
@@ -580,10 +582,10 @@ class FakeFcm:
             headers = {"Retry-After": str(retry_after)}
         if name == SUCCESS:
             message_id = f"0:{next(self._message_ids)}%{self._id_suffix}"
-            return json_response(
-                {"name": f"projects/{self.project_id}/messages/{message_id}"},
-                headers=headers,
-            )
+            name = f"projects/{self.project_id}/messages/{message_id}"
+            with self._lock:
+                self.message_names.append(name)
+            return json_response({"name": name}, headers=headers)
         if name == EXPIRED_TOKEN:
             with self._lock:
                 self._access_tokens.pop(authorization.partition(" ")[2], None)

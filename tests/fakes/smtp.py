@@ -205,6 +205,12 @@ class RecordingSmtpServer:
         with self.handler.lock:
             self.handler.data_replies[address.lower()] = reply
 
+    def accept(self, address: str) -> None:
+        """Drop the RCPT TO and DATA rejections set for this address."""
+        with self.handler.lock:
+            self.handler.recipient_replies.pop(address.lower(), None)
+            self.handler.data_replies.pop(address.lower(), None)
+
     def reject_sender(self, reply: str | None) -> None:
         """Reply to every MAIL FROM with this line, unless it is None."""
         with self.handler.lock:

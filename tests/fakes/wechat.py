@@ -123,6 +123,8 @@ class FakeWeChat:
         self._raw_responses: dict[str, deque[tuple[int, bytes]]] = {}
         self._requests: list[ReceivedRequest] = []
         self._msgids = itertools.count(2_000_000_000_000_000_001)
+        # The msgid of every accepted send to a user, oldest first (robots get none).
+        self.msgids: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -311,7 +313,10 @@ class FakeWeChat:
         errcode = self._scripted(openid, token)
         if errcode:
             return error(errcode)
-        return {"errcode": 0, "errmsg": "ok", "msgid": next(self._msgids)}
+        msgid = next(self._msgids)
+        with self._lock:
+            self.msgids.append(str(msgid))
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def _wecom_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
         account, failure = self._authorise(params, CORP)
@@ -336,8 +341,11 @@ class FakeWeChat:
         invalid = [user.lower() for user in users if user in account.invalid_users]
         if len(invalid) == len(users):
             return wecom_error(81013)
+        msgid = secrets.token_urlsafe(24)
+        with self._lock:
+            self.msgids.append(msgid)
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
-                "msgid": secrets.token_urlsafe(24)}
+                "msgid": msgid}
 
     def _robot_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
         key = params.get("key", "")
