@@ -65,6 +65,7 @@ ERROR_CODES: dict[int, ErrorRule] = {
     48004: ErrorRule(Outcome.CONFIGURATION),  # API banned for irregularities
     40003: ErrorRule(Outcome.INVALID_ADDRESS),  # invalid openid
     43004: ErrorRule(Outcome.INVALID_ADDRESS),  # require subscribe: user unfollowed
+    43101: ErrorRule(Outcome.PERMANENT),  # user refused: never retried
     50002: ErrorRule(Outcome.INVALID_ADDRESS),  # user limited: frozen or closed account
     40037: ErrorRule(Outcome.CONFIGURATION),  # invalid template_id
     47003: ErrorRule(Outcome.PERMANENT),  # template data does not match the template
