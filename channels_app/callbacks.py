@@ -19,8 +19,9 @@ from sharestack_push.notifications.receipts import apply_receipts
 logger = logging.getLogger(__name__)
 
 
-def error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"status": status, "message": message}}, status=status)
+def error(status: int, code: str, message: str) -> JsonResponse:
+    """Answer in the API's one error shape."""
+    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
 
 
 @csrf_exempt
@@ -30,13 +31,16 @@ def provider_callback(request: HttpRequest, channel_id: int) -> HttpResponse:
         adapter = provider_for(channel)
         result = adapter.handle_callback(request)
     except NotImplementedError:
-        return error(404, f"Provider {channel.provider!r} sends no callbacks.")
+        return error(404, "not_found", f"Provider {channel.provider!r} sends no callbacks.")
     except CallbackRejected as rejected:
         logger.warning("%s: rejected a callback for channel %s from %s: %s", channel.provider,
                        channel.pk, request.META.get("REMOTE_ADDR", ""), rejected)
-        return error(403, "The callback's signature or secret does not match.")
+        return error(403, "permission_denied", "The callback's signature or secret does not match.")
     except LookupError:
-        return error(404, f"No adapter for provider {channel.provider!r}.")
+        return error(404, "not_found", f"No adapter for provider {channel.provider!r}.")
+    except Exception:  # a malformed body must get a 4xx, not a 500
+        logger.exception("%s: cannot parse a callback for channel %s", channel.provider, channel.pk)
+        return error(400, "parse_error", "The callback body cannot be parsed.")
     changed = apply_receipts(channel, result.receipts)
     logger.info("%s: callback for channel %s carried %d receipts, %d records changed",
                 channel.provider, channel.pk, len(result.receipts), changed)

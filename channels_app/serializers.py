@@ -17,8 +17,13 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class ChannelSerializer(StrictModelSerializer):
+    config = JsonObjectField(required=False, default=dict)
     credentials = JsonObjectField(write_only=True, required=False)
     has_credentials = serializers.SerializerMethodField()
+    rate_limit_per_second = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True,
+        help_text="Messages per second across all workers; null for no limit.",
+    )
     provider = serializers.ChoiceField(choices=sorted(REGISTRY))
 
     class Meta:
@@ -32,11 +37,6 @@ class ChannelSerializer(StrictModelSerializer):
 
     def get_has_credentials(self, channel: Channel) -> bool:
         return bool(channel.encrypted_credentials)
-
-    def validate_config(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be an object.")
-        return value
 
     def validate(self, attrs):
         instance: Channel | None = self.instance
@@ -69,12 +69,14 @@ class ChannelSerializer(StrictModelSerializer):
         return channel
 
     def update(self, instance, validated_data):
+        changed_setup = bool({"credentials", "config", "provider"} & set(validated_data))
         if "credentials" in validated_data:
             instance.credentials = validated_data.pop("credentials")
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        if validated_data.get("enabled"):
-            instance.is_healthy = True
+        if validated_data.get("enabled") or changed_setup:
+            # New settings deserve a fresh try: an unhealthy channel is tried last.
+            instance.is_healthy, instance.last_error = True, ""
         instance.save()
         return instance
 
@@ -116,5 +118,23 @@ class DeviceSerializer(StrictModelSerializer):
         fields = ["id", "user_id", "platform", "provider", "token", "is_active", "registered_at"]
         read_only_fields = ["is_active", "registered_at"]
         validators = []
+
+    def validate_provider(self, value):
+        known = device_providers()
+        if value not in known:
+            raise serializers.ValidationError(
+                f"Unknown push provider {value!r}; use one of {', '.join(sorted(known))}."
+            )
+        return value
+
+
+def device_providers() -> set[str]:
+    """Return the provider keys a device token can belong to: those app adapters take."""
+    return {
+        kind
+        for adapter in REGISTRY.values()
+        if "app" in adapter.kinds
+        for kind in adapter.address_kinds
+    }
 
 

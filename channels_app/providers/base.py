@@ -110,6 +110,21 @@ class ConfigurationError(Exception):
     """A channel's config or credentials are missing or malformed."""
 
 
+URL_KEYS = ("base_url", "api_url", "token_uri", "token_url")
+MAX_CONCURRENCY = 256
+
+
+def common_config_problem(name: str, value: Any) -> str | None:
+    """Check the config keys many adapters share: endpoints and concurrency."""
+    if name in URL_KEYS:
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            return "Must be an http:// or https:// URL."
+    if name == "concurrency":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+            return f"Must be a whole number from 1 to {MAX_CONCURRENCY}."
+    return None
+
+
 class Provider:
     """One provider account. Subclasses set `key` and `kinds` and implement `send`.
 
@@ -125,6 +140,8 @@ class Provider:
     # a secret put into config, where responses would show it.
     optional_config: ClassVar[tuple[str, ...]] = ()
     optional_credentials: ClassVar[tuple[str, ...]] = ()
+    # Credentials that are JSON objects rather than strings, such as a service account.
+    object_credentials: ClassVar[tuple[str, ...]] = ()
     # The addresses this adapter can send to: a device provider key such as "fcm", or
     # a contact kind such as "email", "phone", "wechat_openid". An empty tuple means an
     # adapter that needs no address (a group robot) or takes any (the console).
@@ -161,6 +178,13 @@ class Provider:
         for name in cls.required_credentials:
             if credentials.get(name) in (None, ""):
                 errors[f"credentials.{name}"] = "This field is required."
+        for name, value in config.items():
+            problem = common_config_problem(name, value)
+            if problem:
+                errors.setdefault(f"config.{name}", problem)
+        for name, value in credentials.items():
+            if name not in cls.object_credentials and not isinstance(value, str):
+                errors.setdefault(f"credentials.{name}", "Must be a string.")
         allowed_config = {*cls.required_config, *cls.optional_config}
         for name in sorted(set(config) - allowed_config):
             errors[f"config.{name}"] = (

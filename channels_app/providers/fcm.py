@@ -123,6 +123,7 @@ class FcmProvider(Provider):
     address_kinds = ("fcm",)
     required_config = ("project_id",)
     required_credentials = ("service_account",)
+    object_credentials = ("service_account",)
     optional_config = ("base_url", "token_uri", "concurrency")
 
     @classmethod

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connections, router
 from django.urls import reverse
+from redis.exceptions import RedisError
 
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from channels_app.providers import provider_class
@@ -307,6 +308,29 @@ def call_provider(channel: Channel, messages: list[OutgoingMessage]) -> list[Sen
     return results
 
 
+def guarded_send(adapter: Provider, channel: Channel,
+                 messages: list[OutgoingMessage]) -> list[SendResult]:
+    """Call the adapter, turning an exception it raises into results, not a crash.
+
+    Adapters classify provider errors themselves, so an exception means a message they
+    cannot handle, such as an option of the wrong type. The batch is then sent again
+    one message at a time, so only the message that raises fails, as permanent.
+    NOTE: a message the provider accepted before the exception is sent a second time.
+    """
+    try:
+        return adapter.send(messages)
+    except Exception as error:  # an adapter bug must not leave records stuck in sending
+        if len(messages) > 1:
+            logger.warning("%s: channel %s raised %r on a batch of %d; sending one by one",
+                           channel.provider, channel.pk, error, len(messages))
+            return [result for message in messages
+                    for result in guarded_send(adapter, channel, [message])]
+        logger.exception("%s: channel %s failed on record %s", channel.provider, channel.pk,
+                         messages[0].record_id)
+        return [SendResult(messages[0].record_id, Outcome.PERMANENT, error_code="adapter_error",
+                           error_message=f"{type(error).__name__}: {error}"[:500])]
+
+
 def send_within_rate(adapter: Provider, channel: Channel,
                      messages: list[OutgoingMessage]) -> list[SendResult]:
     """Send as many messages as the channel's rate allows, waiting briefly for more.
@@ -316,15 +340,21 @@ def send_within_rate(adapter: Provider, channel: Channel,
     """
     rate = channel.rate_limit_per_second
     if not rate:
-        return adapter.send(messages)
+        return guarded_send(adapter, channel, messages)
     results: list[SendResult] = []
     remaining = messages
     deadline = time.monotonic() + settings.PUSH_RATE_LIMIT_MAX_WAIT_SECONDS
     wait = 0.0
     while remaining:
-        grant = limiter().acquire(f"channel-{channel.pk}", rate, len(remaining))
+        try:
+            grant = limiter().acquire(f"channel-{channel.pk}", rate, len(remaining))
+        except RedisError as error:
+            logger.error("%s: channel %s rate limiter unavailable: %s", channel.provider,
+                         channel.pk, error)
+            wait = 1.0
+            break
         if grant.granted:
-            results.extend(adapter.send(remaining[: grant.granted]))
+            results.extend(guarded_send(adapter, channel, remaining[: grant.granted]))
             remaining = remaining[grant.granted :]
             continue
         wait = grant.wait

@@ -3,6 +3,7 @@
 DRF turns 0 into False and 5 into "5". An API that documents types returns 400 instead.
 """
 
+import math
 from typing import Any
 
 from django.db import models
@@ -16,7 +17,8 @@ def storable_text_problem(value: Any) -> str | None:
     """Return why a JSON value cannot be stored in PostgreSQL, or None.
 
     PostgreSQL rejects NUL characters in text and jsonb, lone UTF-16 surrogates cannot
-    be encoded as UTF-8, and nesting deeper than MAX_JSON_DEPTH is rejected outright.
+    be encoded as UTF-8, infinite numbers are not JSON, and nesting deeper than
+    MAX_JSON_DEPTH is rejected outright.
     """
     pending = [(value, 0)]
     while pending:
@@ -30,6 +32,9 @@ def storable_text_problem(value: Any) -> str | None:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 return "Text must be valid Unicode (no lone surrogates)."
+        elif isinstance(item, float) and not math.isfinite(item):
+            # JSON such as 1e400 parses to infinity, which JSON cannot store again.
+            return "Numbers must be finite; this one is out of range."
         elif isinstance(item, dict):
             pending.extend((key, depth + 1) for key in item)
             pending.extend((child, depth + 1) for child in item.values())

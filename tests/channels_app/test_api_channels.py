@@ -210,3 +210,57 @@ def test_unregister_contact_and_unknown_id(push_client):
     assert push_client.delete(f"/api/v1/contacts/{contact_id}").status_code == 204
     assert Contact.objects.get().is_active is False
     assert push_client.delete("/api/v1/contacts/999999").status_code == 404
+
+
+def test_channel_setup_errors_name_the_field(admin_client):
+    cases = [
+        ({"concurrency": 0}, "config.concurrency"),
+        ({"concurrency": "abc"}, "config.concurrency"),
+        ({"base_url": 123}, "config.base_url"),
+        ({"base_url": "ftp://x"}, "config.base_url"),
+        ({"host\u0000": "x"}, "config"),
+    ]
+    for extra, field in cases:
+        body = {"name": f"fcm-{field}-{extra!r}"[:90], "kind": "app", "provider": "fcm",
+                "config": {"project_id": "p", **extra},
+                "credentials": {"service_account": {"client_email": "a@b", "private_key": "k",
+                                                    "token_uri": "http://127.0.0.1/t"}}}
+        response = admin_client.post("/api/v1/channels", body, format="json")
+        assert response.status_code == 400, extra
+        assert field in response.json()["error"]["fields"], extra
+
+
+def test_string_credentials_must_be_strings(admin_client):
+    body = {"name": "robot", "kind": "wechat", "provider": "wecom_robot",
+            "config": {}, "credentials": {"key": ["a"]}}
+    response = admin_client.post("/api/v1/channels", body, format="json")
+    assert response.status_code == 400
+    assert "credentials.key" in response.json()["error"]["fields"]
+
+
+def test_zero_rate_limit_is_rejected(admin_client):
+    body = {"name": "c", "kind": "email", "provider": "console", "rate_limit_per_second": 0}
+    response = admin_client.post("/api/v1/channels", body, format="json")
+    assert response.status_code == 400
+    assert "rate_limit_per_second" in response.json()["error"]["fields"]
+
+
+def test_new_credentials_make_an_unhealthy_channel_healthy(admin_client):
+    from channels_app.models import Channel
+
+    channel = Channel.objects.create(name="mail", kind="email", provider="smtp",
+                                     config={"host": "127.0.0.1", "port": 25, "from_email": "noreply@example.com"},
+                                     is_healthy=False, last_error="535: bad login")
+    response = admin_client.patch(f"/api/v1/channels/{channel.pk}",
+                                  {"credentials": {"username": "u", "password": "right"}}, format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["is_healthy"], response.json()["last_error"]) == (True, "")
+
+
+def test_device_provider_must_be_an_app_provider(push_client):
+    for provider in ("nope", "smtp"):
+        response = push_client.post("/api/v1/devices", {"user_id": "u1", "platform": "android",
+                                                         "provider": provider, "token": "t"},
+                                    format="json")
+        assert response.status_code == 400, provider
+        assert "provider" in response.json()["error"]["fields"], provider

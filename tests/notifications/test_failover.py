@@ -255,3 +255,47 @@ def test_provider_deferral_waits_without_counting_an_attempt(scripted, frozen_cl
     beat_tick()
     record = PushRecord.objects.get()
     assert (record.status, record.attempts, record.provider_message_id) == ("sent", 1, "m-1")
+
+
+class RaisingAdapter(ScriptedAdapter):
+    """Raises on any message whose body says so, as an adapter bug would."""
+
+    key = "raising"
+
+    def send(self, messages):
+        if any(message.body == "boom" for message in messages):
+            raise TypeError("'int' object is not iterable")
+        return [SendResult(message.record_id, Outcome.SENT, provider_message_id=f"m-{message.record_id}")
+                for message in messages]
+
+
+def test_adapter_exception_fails_only_its_message(monkeypatch, db, frozen_clock, post_push, beat_tick):
+    monkeypatch.setitem(REGISTRY, "raising", RaisingAdapter)
+    Channel.objects.create(name="raising", kind="app", provider="raising")
+    add_app_user("ann", "tok-1")
+    add_app_user("bob", "tok-2")
+    moment = berlin(12)
+    frozen_clock.set(moment)
+    post_push(notification_id="n1", user_ids=["ann", "bob"])
+    post_push(notification_id="n2", user_id="ann", content={"title": "x", "body": "boom"})
+    statuses = {record.task.notification_id + record.user_id: (record.status, record.reason)
+                for record in PushRecord.objects.select_related("task")}
+    assert statuses["n1ann"] == ("sent", "")
+    assert statuses["n1bob"] == ("sent", "")
+    assert statuses["n2ann"] == ("failed", "permanent_error")
+    frozen_clock.set(moment + timedelta(hours=1))
+    beat_tick()
+    assert PushRecord.objects.filter(status="sending").count() == 0
+
+
+def test_batch_with_one_bad_message_sends_the_rest(monkeypatch, db):
+    from sharestack_push.notifications.delivery import guarded_send
+    from channels_app.providers.base import OutgoingMessage
+
+    channel = Channel.objects.create(name="raising", kind="app", provider="raising")
+    adapter = RaisingAdapter({}, {}, 5)
+    results = guarded_send(adapter, channel, [
+        OutgoingMessage(1, "a", "t", "fine"), OutgoingMessage(2, "b", "t", "boom"),
+        OutgoingMessage(3, "c", "t", "fine")])
+    assert [result.outcome for result in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.SENT]
+    assert results[1].error_code == "adapter_error"

@@ -99,3 +99,28 @@ def test_callback_for_a_provider_without_callbacks_is_404(client, channel):
 
 def test_callback_for_an_unknown_channel_is_404(client):
     assert client.post("/api/v1/callbacks/999999").status_code == 404
+
+
+def test_unparsable_huawei_receipt_is_a_400(client):
+    channel = Channel.objects.create(
+        name="huawei", kind="app", provider="huawei",
+        config={"app_id": "10001", "callback_username": "receipts"},
+        credentials={"client_secret": "secret", "callback_key": "key"},
+    )
+    response = client.post(
+        f"/api/v1/callbacks/{channel.pk}", data="{}", content_type="application/json",
+        HTTP_X_HUAWEI_CALLBACK_ID=f"timestamp={'9' * 400}; nonce=n; value=v",
+    )
+    assert response.status_code in (400, 403)
+
+
+def test_unparsable_mailgun_webhook_is_a_400(client):
+    channel = Channel.objects.create(
+        name="mailgun", kind="email", provider="mailgun",
+        config={"from_email": "news@mg.example.com"},
+        credentials={"api_key": "key-1", "webhook_signing_key": "signing"},
+    )
+    response = client.post(f"/api/v1/callbacks/{channel.pk}", data="[1, 2]",
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
