@@ -288,10 +288,20 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_query": {"()": "sharestack_push.logfilters.RedactQueryStrings"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "requests": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_query"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # runserver's request lines; callback URLs may carry a token.
+        "django.server": {"handlers": ["requests"], "propagate": False},
         # httpx logs each request URL at INFO, and an APNs URL contains the device token.
         "httpx": {"level": "WARNING"},
     },

@@ -41,6 +41,15 @@ ERROR_CODES: dict[int, ErrorRule] = {
 }
 
 
+def string_list(value: Any) -> list[str] | None:
+    """Return a list option as strings; None when it is not a list of strings."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return None
+    return value
+
+
 class WeComRobotProvider(Provider):
     """WeCom group robot messages; a push names the channel itself, not a user.
 
@@ -84,8 +93,13 @@ class WeComRobotProvider(Provider):
                 message.record_id, Outcome.PERMANENT, error_code="msgtype_invalid",
                 error_message=f"msgtype {msgtype!r} is not one of {', '.join(MSGTYPES)}.",
             )
-        users = [str(user) for user in message.options.get("mentioned_list") or []]
-        mobiles = [str(mobile) for mobile in message.options.get("mentioned_mobile_list") or []]
+        users = string_list(message.options.get("mentioned_list"))
+        mobiles = string_list(message.options.get("mentioned_mobile_list"))
+        if users is None or mobiles is None:
+            return SendResult(
+                message.record_id, Outcome.PERMANENT, error_code="invalid_options",
+                error_message="mentioned_list and mentioned_mobile_list must be lists of strings.",
+            )
         if msgtype == "text":
             content: dict[str, Any] = {"content": join_title(message, message.title)}
             if users:

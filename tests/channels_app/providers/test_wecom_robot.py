@@ -208,3 +208,15 @@ def test_validate_rejects_whole_webhook_url():
 def test_robot_addresses_its_channel():
     assert WeComRobotProvider.addresses_channel is True
     assert WeComRobotProvider.address_kinds == ()
+
+
+@pytest.mark.parametrize("options", [
+    {"mentioned_list": "zhangsan"},
+    {"mentioned_mobile_list": 5},
+    {"mentioned_list": ["a", 1]},
+])
+def test_mention_options_must_be_string_lists(provider, fake, options):
+    [result] = provider.send([message(options=options)])
+
+    assert (result.outcome, result.error_code) == (Outcome.PERMANENT, "invalid_options")
+    assert fake.requests_to(SEND_PATH) == []
