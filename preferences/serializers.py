@@ -4,6 +4,7 @@ from zoneinfo import available_timezones
 from rest_framework import serializers
 
 from sharestack_push.notifications.constants import ChannelKind
+from sharestack_push.notifications.types import rules_by_key
 from sharestack_push.notifications.fields import (
     StrictBooleanField,
     StrictCharField,
@@ -81,4 +82,23 @@ class PreferenceDocumentSerializer(StrictSerializer):
                     f"on channel {row['channel']!r}."
                 )
             seen.add(key)
+        self.reject_locked_opt_outs(rows)
         return rows
+
+    @staticmethod
+    def reject_locked_opt_outs(rows) -> None:
+        """Reject a row that turns off a type users cannot turn off, naming the row."""
+        named = [row["notification_type"] for row in rows if row["notification_type"]]
+        rules = rules_by_key(named)
+        errors = {}
+        for index, row in enumerate(rows):
+            type_rules = rules.get(row["notification_type"])
+            if not row["is_enabled"] and type_rules is not None and type_rules.locked:
+                errors[index] = {
+                    "is_enabled": [
+                        f"Notification type {row['notification_type']!r} cannot be turned "
+                        "off; drop the row or set is_enabled to true."
+                    ]
+                }
+        if errors:
+            raise serializers.ValidationError(errors)
