@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 import redis
 from django.conf import settings
 
-from preferences.policy import Limits, LimitHit
+from preferences.policy import LimitHit, Limits
 from sharestack_push.notifications.constants import Reason
 
 KEY_PREFIX = "push:frequency:"
@@ -135,7 +135,7 @@ class RedisFrequencyCounter:
         self._take = client.register_script(_TAKE)
 
     def take(self, request: CountRequest) -> LimitHit | None:
-        """Count the message unless it would exceed a limit; return the limit it hits."""
+        """Count the message unless it would exceed a limit, and return the limit it hits."""
         limits = request.limits
         day = request.day_start.astimezone(timezone.utc).isoformat()
         keys = [

@@ -77,7 +77,7 @@ class TypeRules:
 
     @property
     def locked(self) -> bool:
-        """Whether users cannot turn this type off; marketing is never locked."""
+        """Whether users cannot turn this type off. Marketing is never locked."""
         return not self.marketing and (self.is_critical or not self.user_can_disable)
 
 
@@ -118,7 +118,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class LimitHit:
-    """A limit the message would exceed; retry_at is set for the minimum interval."""
+    """A limit the message would exceed, with retry_at set for the minimum interval."""
 
     reason: str
     retry_at: datetime | None = None
@@ -248,7 +248,7 @@ def screen(
     now: datetime,
     rules: TypeRules = UNREGISTERED,
 ) -> Decision:
-    """Apply opt-outs and quiet hours; SEND means the frequency limits come next.
+    """Apply opt-outs and quiet hours. SEND means the frequency limits come next.
 
     Opt-outs win over everything, except on a type users cannot turn off, where stored
     opt-outs are ignored.
@@ -282,8 +282,8 @@ def check_limits(limits: Limits, counters: Counters, now: datetime) -> LimitHit 
     """Return the first limit the counters have reached, or None.
 
     The user-wide daily limit counts notifications (a notification sent on two
-    channels counts once); the channel limit counts notifications of one type on one
-    channel; the minimum interval runs from this type's last message to the user.
+    channels counts once). The channel limit counts notifications of one type on one
+    channel. The minimum interval runs from this type's last message to the user.
     """
     if not limits.enforced:
         return None
@@ -302,7 +302,7 @@ def check_limits(limits: Limits, counters: Counters, now: datetime) -> LimitHit 
 
 
 def over_limit(hit: LimitHit, rules: TypeRules, zone_name: str, now: datetime) -> Decision:
-    """Suppress excess marketing; defer anything else to the next allowed moment.
+    """Suppress excess marketing, and defer anything else to the next allowed moment.
 
     That moment is the end of the minimum interval, or for a daily limit the start of
     the user's next calendar day.

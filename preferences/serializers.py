@@ -4,7 +4,6 @@ from zoneinfo import available_timezones
 from rest_framework import serializers
 
 from sharestack_push.notifications.constants import ChannelKind
-from sharestack_push.notifications.types import rules_by_key
 from sharestack_push.notifications.fields import (
     StrictBooleanField,
     StrictCharField,
@@ -12,6 +11,7 @@ from sharestack_push.notifications.fields import (
     StrictSerializer,
     WallClockField,
 )
+from sharestack_push.notifications.types import rules_by_key
 
 TIME_FORMAT = "%H:%M"
 TYPE_PATTERN = re.compile(r"^[\w.:-]+$")

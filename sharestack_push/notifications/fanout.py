@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from django.conf import settings as django_settings
 
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
-from preferences.models import UserProfile, UserPushPreference
 from preferences.frequency import CountRequest, frequency_counter
+from preferences.models import UserProfile, UserPushPreference
 from preferences.policy import (
     SEND_NOW,
     Action,
@@ -124,7 +124,7 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
 
 @dataclass
 class History:
-    """What the database shows as sent to one user today, for counting against limits."""
+    """One user's sends as the database records them, for counting against limits."""
 
     tasks_today: set[str] = field(default_factory=set)
     # Task ids per (channel kind, notification type) today.
@@ -208,7 +208,7 @@ class PolicyInputs:
         return self.profiles.get(user_id, self.fallback)[0].timezone
 
     def screen(self, user_id: str, kind: str) -> Decision:
-        """Apply opt-outs and quiet hours to one message; SEND means limits are next."""
+        """Apply opt-outs and quiet hours to one message. SEND means limits are next."""
         return screen(
             self.settings(user_id, kind), self.task.priority, self.zone(user_id), self.now,
             self.rules,
@@ -314,7 +314,7 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
 
 def is_sendable(record: PushRecord, chooser: ChannelChooser, renders: RenderCache,
                 task: PushTask) -> bool:
-    """Check that a record has an address, a channel and content; mark it if not."""
+    """Check that a record has an address, a channel and content, and mark it if not."""
     if not record.address:
         record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
         return False

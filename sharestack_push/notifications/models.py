@@ -72,7 +72,7 @@ def validate_channel_kinds(value) -> None:
 
 
 class NotificationType(models.Model):
-    """What a kind of notification is: its category, channels and how users may control it.
+    """A kind of notification: its category, channels and how users may control it.
 
     A push whose type is not registered is treated as transactional and not critical,
     and users may turn it off.

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from channels_app.models import Channel
 from channels_app.providers import provider_class
+from preferences.policy import choose_channels
 from sharestack_push.notifications.constants import ChannelKind, Priority
 from sharestack_push.notifications.fields import (
     JsonObjectField,
@@ -14,7 +15,6 @@ from sharestack_push.notifications.fields import (
     StrictRegexField,
     StrictSerializer,
 )
-from preferences.policy import choose_channels
 from sharestack_push.notifications.models import PushRecord, PushTask
 from sharestack_push.notifications.types import rules_for
 from templates.models import PushTemplate
@@ -127,9 +127,16 @@ class PushSerializer(StrictSerializer):
 
     @staticmethod
     def resolve_channels(attrs) -> None:
-        """Fill in the type's default channels, and SMS for an urgent message if allowed."""
-        rules = rules_for(attrs["notification_type"])
-        channels = choose_channels(attrs.get("channels", []), rules, attrs["priority"])
+        """Fill in the type's default channels, and SMS for an urgent message if allowed.
+
+        A push without users (one to named group channels) keeps its channels as given.
+        """
+        requested = attrs.get("channels", [])
+        reaches_users = any(attrs.get(name) for name in ("user_id", "user_ids", "broadcast"))
+        channels = requested
+        if reaches_users:
+            rules = rules_for(attrs["notification_type"])
+            channels = choose_channels(requested, rules, attrs["priority"])
         if not channels:
             raise serializers.ValidationError({
                 "channels": f"Give channels: notification type {attrs['notification_type']!r} "

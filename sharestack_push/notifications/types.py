@@ -17,7 +17,7 @@ def rules_from(notification_type: NotificationType) -> TypeRules:
 
 
 def rules_by_key(keys: Iterable[str]) -> dict[str, TypeRules]:
-    """Return the rules of each registered key among keys; unregistered keys are absent."""
+    """Return the rules of each registered key among keys, leaving out unregistered ones."""
     return {
         notification_type.key: rules_from(notification_type)
         for notification_type in NotificationType.objects.filter(key__in=set(keys))

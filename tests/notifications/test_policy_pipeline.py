@@ -3,10 +3,11 @@
 Jobs run eagerly against the fake FCM server and Redis, with the pipeline's clock
 frozen; one test runs with the database fallback instead of Redis.
 """
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 
 from channels_app.models import Channel, Contact
 from preferences.models import UserPushPreference
@@ -29,6 +30,14 @@ def statuses(notification_type: str | None = None) -> list[tuple[str, str]]:
 
 def record_of(notification_id: str) -> PushRecord:
     return PushRecord.objects.get(task__notification_id=notification_id)
+
+
+def record_of_all(notification_id: str) -> list[str]:
+    return list(
+        PushRecord.objects.filter(task__notification_id=notification_id).values_list(
+            "status", flat=True
+        )
+    )
 
 
 def register(key: str, **fields) -> NotificationType:
@@ -113,8 +122,6 @@ def test_min_interval_counts_sends_from_database(fcm, frozen_clock, post_push, s
     add_app_user("ann", "tok-ann")
     frozen_clock.set(berlin(9))
     post_push(notification_id="first", user_id="ann")
-    import redis
-
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     frozen_clock.set(berlin(9, 1))
     post_push(notification_id="second", user_id="ann")
@@ -129,16 +136,8 @@ def test_daily_count_includes_database_sends(fcm, frozen_clock, post_push, setti
     # The limit is set after one message went out today.
     add_app_user("ann", "tok-ann-2", daily_limit=1, timezone="Europe/Berlin")
     post_push(notification_id="after-limit", user_id="ann")
-    assert {status for status, _ in statuses()} == {"sent", "deferred"}
-    assert set(record_of_all("after-limit")) == {"deferred"}
-
-
-def record_of_all(notification_id: str) -> list[str]:
-    return list(
-        PushRecord.objects.filter(task__notification_id=notification_id).values_list(
-            "status", flat=True
-        )
-    )
+    assert record_of_all("before-limit") == ["sent"]
+    assert record_of_all("after-limit") == ["deferred", "deferred"]
 
 
 def test_channel_limit_counts_per_type_and_channel(fcm, frozen_clock, post_push):
@@ -339,3 +338,45 @@ def test_user_disabled_default_channel_sends_nothing(fcm, frozen_clock, post_pus
     records = PushRecord.objects.order_by("channel_kind").values_list(
         "channel_kind", "status", "reason")
     assert list(records) == [("app", "sent", ""), ("sms", "suppressed", "preference_disabled")]
+
+
+def test_group_push_gets_no_urgent_sms(frozen_clock, push_client):
+    register("ops", sms_for_urgent=True, default_channels=["app"])
+    Channel.objects.create(name="ops-robot", kind="wechat", provider="wecom_robot",
+                           credentials={"key": "robot-key"})
+    frozen_clock.set(berlin(9))
+    response = push_client.post("/api/v1/notifications/push", {
+        "notification_id": "deploy", "notification_type": "ops", "channels": ["ops-robot"],
+        "priority": "urgent", "content": {"body": "Deploy finished"},
+    }, format="json")
+    assert response.status_code == 202
+    assert PushTask.objects.get().channels == ["ops-robot"]
+
+
+def test_group_push_without_channels_is_400(frozen_clock, push_client):
+    register("ops", default_channels=["app"])
+    frozen_clock.set(berlin(9))
+    response = push_client.post("/api/v1/notifications/push", {
+        "notification_id": "deploy", "notification_type": "ops",
+        "content": {"body": "Deploy finished"},
+    }, format="json")
+    assert response.status_code == 400
+    assert "channels" in response.json()["error"]["fields"]
+
+
+def test_release_over_limit_defers_again(fcm, frozen_clock, post_push, beat_tick):
+    register("security", is_critical=True)
+    add_app_user("ann", "tok-ann", daily_limit=1, timezone="Europe/Berlin",
+                 quiet_hours_start=time(6), quiet_hours_end=time(8))
+    frozen_clock.set(berlin(7))
+    post_push(notification_id="order", user_id="ann")
+    post_push(notification_id="alert", notification_type="security", user_id="ann",
+              priority="urgent")
+    assert record_of("alert").status == "sent"
+
+    frozen_clock.set(berlin(8))
+    beat_tick()
+    order = record_of("order")
+    assert order.status == "deferred"
+    assert order.reason == "frequency_limit"
+    assert order.next_attempt_at == berlin(0, day=11)

@@ -5,8 +5,13 @@ import pytest
 import redis
 from django.conf import settings
 
-from preferences.frequency import KEY_PREFIX, CountRequest, RedisFrequencyCounter, frequency_counter
-from preferences.policy import Limits, LimitHit
+from preferences.frequency import (
+    KEY_PREFIX,
+    CountRequest,
+    RedisFrequencyCounter,
+    frequency_counter,
+)
+from preferences.policy import LimitHit, Limits
 
 NOON = datetime(2026, 6, 10, 12, tzinfo=timezone.utc)
 DAY_START = datetime(2026, 6, 10, tzinfo=timezone.utc)
