@@ -54,7 +54,7 @@ def test_marketing_over_daily_limit_is_suppressed(fcm, frozen_clock, post_push):
     assert len(fcm.requests) == 2
 
 
-def test_deferred_excess_released_next_day_and_counted_then(
+def test_deferred_excess_counted_at_release(
     fcm, frozen_clock, post_push, beat_tick
 ):
     add_app_user("ann", "tok-ann", daily_limit=1, timezone="Europe/Berlin")
@@ -165,7 +165,7 @@ def test_two_devices_count_once(fcm, frozen_clock, post_push):
     assert len(fcm.requests) == 4
 
 
-def test_quiet_hours_deferral_counted_at_release_only(fcm, frozen_clock, post_push, beat_tick):
+def test_quiet_deferral_counted_at_release(fcm, frozen_clock, post_push, beat_tick):
     add_app_user("ann", "tok-ann", daily_limit=2, timezone="Europe/Berlin",
                  quiet_hours_start=time(6), quiet_hours_end=time(8))
     frozen_clock.set(berlin(7))
@@ -328,7 +328,7 @@ def test_normal_priority_adds_no_sms(fcm, frozen_clock, post_push, console_sms):
     assert PushTask.objects.get().channels == ["app"]
 
 
-def test_user_disabled_default_channel_sends_nothing(fcm, frozen_clock, post_push, console_sms):
+def test_disabled_default_channel_sends_nothing(fcm, frozen_clock, post_push, console_sms):
     register("order", default_channels=["sms", "app"])
     add_app_user("ann", "tok-ann")
     Contact.objects.create(user_id="ann", kind="phone", address="+8613800000000")
