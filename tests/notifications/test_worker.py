@@ -1,7 +1,8 @@
 """The pipeline through a real Celery worker process with embedded beat, over Redis.
 
 Nothing runs eagerly here: the API enqueues on commit, the worker consumes from the
-Redis broker, and beat releases a scheduled task.
+Redis broker, and beat releases a scheduled task and a message held back by a type's
+minimum interval.
 """
 import os
 import signal
@@ -108,7 +109,7 @@ def test_min_interval_deferral_released_by_beat(worker, fcm_server, push_client)
         config={"project_id": fcm_server.project_id, "base_url": fcm_server.base_url},
         credentials={"service_account": fcm_server.service_account},
     )
-    NotificationType.objects.create(key="order", min_interval_seconds=3)
+    NotificationType.objects.create(key="order", min_interval_seconds=5)
     add_app_user("wanda", "tok-worker")
 
     def push(notification_id):
@@ -133,7 +134,7 @@ def test_min_interval_deferral_released_by_beat(worker, fcm_server, push_client)
     assert second.reason == "min_interval"
     release_at = second.next_attempt_at
     # The interval runs from the first message's send, which Redis keeps in milliseconds.
-    assert timedelta(seconds=2.999) <= release_at - first_sent <= timedelta(seconds=3)
+    assert timedelta(seconds=4.999) <= release_at - first_sent <= timedelta(seconds=5)
 
     assert wait_for(lambda: status("second") == "sent"), worker.read_text()[-3000:]
     second.refresh_from_db()
