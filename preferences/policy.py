@@ -7,7 +7,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sharestack_push.notifications.constants import Priority, Reason
+from sharestack_push.notifications.constants import ChannelKind, Priority, Reason
+
+MARKETING = "marketing"
 
 
 class Action(str, Enum):
@@ -55,11 +57,71 @@ class PreferenceRow:
 
 
 @dataclass(frozen=True)
+class TypeRules:
+    """What the notification type registry says about one type.
+
+    An unregistered type gets the defaults: transactional, not critical, and users may
+    turn it off.
+    """
+
+    category: str = "transactional"
+    is_critical: bool = False
+    user_can_disable: bool = True
+    min_interval_seconds: int | None = None
+    default_channels: tuple[str, ...] = ()
+    sms_for_urgent: bool = False
+
+    @property
+    def marketing(self) -> bool:
+        return self.category == MARKETING
+
+    @property
+    def locked(self) -> bool:
+        """Whether users cannot turn this type off. Marketing is never locked."""
+        return not self.marketing and (self.is_critical or not self.user_can_disable)
+
+
+UNREGISTERED = TypeRules()
+
+
+@dataclass(frozen=True)
 class Counters:
-    """Counts of messages that reached the user today, in the user's calendar day."""
+    """What reached the user today (their calendar day), and when this type last did."""
 
     notifications_today: int = 0
     channel_messages_today: int = 0
+    last_sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The frequency limits one message is checked against.
+
+    None means no limit of that kind. A message that is not enforced (urgent on a
+    critical type) is never held back but is still counted.
+    """
+
+    daily: int | None = None
+    channel_daily: int | None = None
+    min_interval_seconds: int | None = None
+    enforced: bool = True
+
+    @property
+    def counted(self) -> bool:
+        """Whether any limit applies, so the message must be counted."""
+        return (
+            self.daily is not None
+            or self.channel_daily is not None
+            or bool(self.min_interval_seconds)
+        )
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    """A limit the message would exceed, with retry_at set for the minimum interval."""
+
+    reason: str
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -161,40 +223,126 @@ def local_day_start(now: datetime, zone_name: str) -> datetime:
     return midnight.astimezone(timezone.utc)
 
 
-def decide(
+def next_local_day_start(now: datetime, zone_name: str) -> datetime:
+    """Return the first moment of the user's next calendar day, in UTC."""
+    zone = zone_for(zone_name)
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    midnight = localize(datetime.combine(tomorrow, time(0, 0)), zone)
+    return midnight.astimezone(timezone.utc)
+
+
+def skips_quiet_hours(priority: str, rules: TypeRules) -> bool:
+    """Urgent messages skip quiet hours, except marketing, which respects every preference."""
+    return priority == Priority.URGENT and not rules.marketing
+
+
+def bypasses_limits(priority: str, rules: TypeRules) -> bool:
+    """Urgent messages of a critical type skip every frequency limit."""
+    return priority == Priority.URGENT and rules.is_critical and not rules.marketing
+
+
+def screen(
     settings: ChannelSettings,
-    counters: Counters,
     priority: str,
     zone_name: str,
     now: datetime,
+    rules: TypeRules = UNREGISTERED,
 ) -> Decision:
-    """Decide whether one message goes now, waits, or is dropped.
+    """Apply opt-outs and quiet hours. SEND means the frequency limits come next.
 
-    Opt-outs always win. Urgent messages skip quiet hours but not opt-outs or limits.
-    The user-wide daily limit counts notifications (a notification sent on two
-    channels counts once); a row's limit counts messages on that channel and type.
+    Opt-outs win over everything, except on a type users cannot turn off, where stored
+    opt-outs are ignored.
     """
-    if not settings.all_enabled:
-        return Decision(Action.SUPPRESS, Reason.ALL_DISABLED)
-    if not settings.enabled:
-        return Decision(Action.SUPPRESS, Reason.PREFERENCE_DISABLED)
+    if not rules.locked:
+        if not settings.all_enabled:
+            return Decision(Action.SUPPRESS, Reason.ALL_DISABLED)
+        if not settings.enabled:
+            return Decision(Action.SUPPRESS, Reason.PREFERENCE_DISABLED)
 
-    if settings.quiet_window is not None and priority != Priority.URGENT:
+    if settings.quiet_window is not None and not skips_quiet_hours(priority, rules):
         local_now = now.astimezone(zone_for(zone_name))
         release_at = quiet_window_end(settings.quiet_window, local_now)
         if release_at is not None:
             return Decision(
                 Action.DEFER, Reason.QUIET_HOURS, release_at.astimezone(timezone.utc)
             )
-
-    if (
-        settings.daily_limit is not None
-        and counters.notifications_today >= settings.daily_limit
-    ):
-        return Decision(Action.SUPPRESS, Reason.FREQUENCY_LIMIT)
-    if (
-        settings.channel_daily_limit is not None
-        and counters.channel_messages_today >= settings.channel_daily_limit
-    ):
-        return Decision(Action.SUPPRESS, Reason.FREQUENCY_LIMIT)
     return SEND_NOW
+
+
+def limits_for(settings: ChannelSettings, priority: str, rules: TypeRules) -> Limits:
+    return Limits(
+        daily=settings.daily_limit,
+        channel_daily=settings.channel_daily_limit,
+        min_interval_seconds=rules.min_interval_seconds,
+        enforced=not bypasses_limits(priority, rules),
+    )
+
+
+def check_limits(limits: Limits, counters: Counters, now: datetime) -> LimitHit | None:
+    """Return the first limit the counters have reached, or None.
+
+    The user-wide daily limit counts notifications (a notification sent on two
+    channels counts once). The channel limit counts notifications of one type on one
+    channel. The minimum interval runs from this type's last message to the user.
+    """
+    if not limits.enforced:
+        return None
+    if limits.daily is not None and counters.notifications_today >= limits.daily:
+        return LimitHit(Reason.FREQUENCY_LIMIT)
+    if (
+        limits.channel_daily is not None
+        and counters.channel_messages_today >= limits.channel_daily
+    ):
+        return LimitHit(Reason.FREQUENCY_LIMIT)
+    if limits.min_interval_seconds and counters.last_sent_at is not None:
+        retry_at = counters.last_sent_at + timedelta(seconds=limits.min_interval_seconds)
+        if now < retry_at:
+            return LimitHit(Reason.MIN_INTERVAL, retry_at)
+    return None
+
+
+def over_limit(hit: LimitHit, rules: TypeRules, zone_name: str, now: datetime) -> Decision:
+    """Suppress excess marketing, and defer anything else to the next allowed moment.
+
+    That moment is the end of the minimum interval, or for a daily limit the start of
+    the user's next calendar day.
+    """
+    if rules.marketing:
+        return Decision(Action.SUPPRESS, hit.reason)
+    if hit.retry_at is not None:
+        return Decision(Action.DEFER, hit.reason, hit.retry_at.astimezone(timezone.utc))
+    return Decision(Action.DEFER, hit.reason, next_local_day_start(now, zone_name))
+
+
+def decide(
+    settings: ChannelSettings,
+    counters: Counters,
+    priority: str,
+    zone_name: str,
+    now: datetime,
+    rules: TypeRules = UNREGISTERED,
+) -> Decision:
+    """Decide whether one message goes now, waits, or is dropped.
+
+    Opt-outs come first (ignored on types users cannot turn off), then quiet hours
+    (skipped by urgent messages that are not marketing), then the frequency limits
+    (skipped by urgent messages of a critical type).
+    """
+    screened = screen(settings, priority, zone_name, now, rules)
+    if screened.action != Action.SEND:
+        return screened
+    hit = check_limits(limits_for(settings, priority, rules), counters, now)
+    if hit is not None:
+        return over_limit(hit, rules, zone_name, now)
+    return SEND_NOW
+
+
+def choose_channels(requested: list[str], rules: TypeRules, priority: str) -> list[str]:
+    """Return the channels of a push: the request's, else the type's defaults, in order.
+
+    An urgent message of a type with sms_for_urgent also goes by SMS.
+    """
+    channels = list(requested) if requested else list(rules.default_channels)
+    if priority == Priority.URGENT and rules.sms_for_urgent and ChannelKind.SMS not in channels:
+        channels.append(ChannelKind.SMS)
+    return channels

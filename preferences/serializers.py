@@ -11,6 +11,7 @@ from sharestack_push.notifications.fields import (
     StrictSerializer,
     WallClockField,
 )
+from sharestack_push.notifications.types import rules_by_key
 
 TIME_FORMAT = "%H:%M"
 TYPE_PATTERN = re.compile(r"^[\w.:-]+$")
@@ -81,4 +82,23 @@ class PreferenceDocumentSerializer(StrictSerializer):
                     f"on channel {row['channel']!r}."
                 )
             seen.add(key)
+        self.reject_locked_opt_outs(rows)
         return rows
+
+    @staticmethod
+    def reject_locked_opt_outs(rows) -> None:
+        """Reject a row that turns off a type users cannot turn off, naming the row."""
+        named = [row["notification_type"] for row in rows if row["notification_type"]]
+        rules = rules_by_key(named)
+        errors = {}
+        for index, row in enumerate(rows):
+            type_rules = rules.get(row["notification_type"])
+            if not row["is_enabled"] and type_rules is not None and type_rules.locked:
+                errors[index] = {
+                    "is_enabled": [
+                        f"Notification type {row['notification_type']!r} cannot be turned "
+                        "off; drop the row or set is_enabled to true."
+                    ]
+                }
+        if errors:
+            raise serializers.ValidationError(errors)

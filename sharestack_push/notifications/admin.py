@@ -32,6 +32,9 @@ class PushRecordAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationType)
 class NotificationTypeAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "category", "is_critical", "updated_at"]
-    list_filter = ["category", "is_critical"]
+    list_display = ["key", "name", "category", "is_critical", "user_can_disable",
+                    "default_channels", "sms_for_urgent", "min_interval_seconds", "updated_at"]
+    list_filter = ["category", "is_critical", "user_can_disable", "sms_for_urgent"]
     search_fields = ["key", "name"]
+    fields = ["key", "name", "category", "is_critical", "user_can_disable", "default_channels",
+              "sms_for_urgent", "min_interval_seconds"]

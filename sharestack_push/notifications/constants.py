@@ -62,6 +62,8 @@ class Reason:
     PREFERENCE_DISABLED = "preference_disabled"
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_LIMIT = "frequency_limit"
+    # The type's minimum interval between two messages to one user has not passed.
+    MIN_INTERVAL = "min_interval"
     NO_ADDRESS = "no_address"
     NO_CHANNEL = "no_channel_configured"
     TEMPLATE_MISSING = "template_missing"

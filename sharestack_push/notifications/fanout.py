@@ -6,21 +6,30 @@ chunk twice creates nothing new and sends nothing twice.
 """
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
 
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
+from preferences.frequency import CountRequest, frequency_counter
 from preferences.models import UserProfile, UserPushPreference
 from preferences.policy import (
+    SEND_NOW,
     Action,
+    ChannelSettings,
     Counters,
     Decision,
     PreferenceRow,
     ProfileSettings,
-    decide,
+    TypeRules,
+    check_limits,
+    limits_for,
     local_day_start,
+    next_local_day_start,
+    over_limit,
     resolve_settings,
+    screen,
 )
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import insert_ignoring_conflicts
@@ -33,6 +42,7 @@ from sharestack_push.notifications.constants import (
 from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, ChannelChooser
 from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.types import rules_for
 
 logger = logging.getLogger(__name__)
 
@@ -112,74 +122,152 @@ def load_addresses(user_ids: list[str], kinds: list[str]) -> dict[tuple[str, str
     return addresses
 
 
-def load_counters(
-    task: PushTask, user_ids: list[str], profiles: dict, rows: dict, now: datetime
-) -> dict[str, dict]:
-    """Count today's notifications for the users that have a daily limit at all.
+@dataclass
+class History:
+    """One user's sends as the database records them, for counting against limits."""
 
-    NOTE: the count covers records already sending or sent, so two tasks fanned out
-    for the same user at the same moment can both pass a limit of one.
+    tasks_today: set[str] = field(default_factory=set)
+    # Task ids per (channel kind, notification type) today.
+    channel_tasks: dict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    # The last send per notification type, within HISTORY_WINDOW.
+    last_sent: dict[str, datetime] = field(default_factory=dict)
+
+
+# How far back the database is read for today's counts and the last send of a type.
+# NOTE: a minimum interval longer than this is enforced only through Redis's record.
+HISTORY_WINDOW = timedelta(hours=50)
+
+
+def load_history(
+    task: PushTask, user_ids: list[str], profiles: dict, rows: dict, rules: TypeRules,
+    now: datetime,
+) -> dict[str, History]:
+    """Load today's sends of the users that have any frequency limit for this task.
+
+    NOTE: the history covers records already sending or sent, so without Redis two
+    tasks fanned out for the same user at the same moment can both pass a limit of one.
     """
     limited = [
         user_id
         for user_id in user_ids
-        if (user_id in profiles and profiles[user_id][0].daily_limit is not None)
+        if rules.min_interval_seconds
+        or (user_id in profiles and profiles[user_id][0].daily_limit is not None)
         or any(row.frequency_limit is not None for row in rows.get(user_id, ()))
     ]
     if not limited:
         return {}
-    history = PushRecord.objects.filter(
+    sends = PushRecord.objects.filter(
         user_id__in=limited,
         status__in=DELIVERED_RECORD_STATUSES,
-        sent_at__gte=now - timedelta(hours=50),
+        sent_at__gte=now - HISTORY_WINDOW,
     ).exclude(task_id=task.pk).values_list(
         "user_id", "task_id", "channel_kind", "task__notification_type", "sent_at"
     )
-    counts: dict[str, dict] = {user_id: {"tasks": set(), "channels": defaultdict(int)} for user_id in limited}
+    histories = {user_id: History() for user_id in limited}
     day_starts = {
         user_id: local_day_start(now, profiles.get(user_id, default_profile())[0].timezone)
         for user_id in limited
     }
-    for user_id, task_id, kind, notification_type, sent_at in history:
+    for user_id, task_id, kind, notification_type, sent_at in sends:
+        history = histories[user_id]
+        last = history.last_sent.get(notification_type)
+        if last is None or sent_at > last:
+            history.last_sent[notification_type] = sent_at
         if sent_at < day_starts[user_id]:
             continue
-        counts[user_id]["tasks"].add(task_id)
-        counts[user_id]["channels"][(kind, notification_type)] += 1
-    return counts
+        history.tasks_today.add(str(task_id))
+        history.channel_tasks[(kind, notification_type)].add(str(task_id))
+    return histories
 
 
 class PolicyInputs:
-    """Profiles, preference rows and today's counts of a group of one task's users."""
+    """Profiles, preference rows, type rules and today's sends of one task's users."""
 
     def __init__(self, task: PushTask, user_ids: list[str], now: datetime) -> None:
         self.task = task
         self.now = now
+        self.rules = rules_for(task.notification_type)
         self.profiles = load_profiles(user_ids)
         self.rows = load_preference_rows(user_ids)
-        self.counts = load_counters(task, user_ids, self.profiles, self.rows, now)
+        self.histories = load_history(task, user_ids, self.profiles, self.rows, self.rules, now)
         self.fallback = default_profile()
+        self.counter = frequency_counter()
 
     def locale(self, user_id: str) -> str:
         return self.profiles.get(user_id, self.fallback)[1]
 
+    def settings(self, user_id: str, kind: str) -> ChannelSettings:
+        profile = self.profiles.get(user_id, self.fallback)[0]
+        return resolve_settings(
+            profile, self.rows.get(user_id, []), self.task.notification_type, kind
+        )
+
+    def zone(self, user_id: str) -> str:
+        return self.profiles.get(user_id, self.fallback)[0].timezone
+
+    def screen(self, user_id: str, kind: str) -> Decision:
+        """Apply opt-outs and quiet hours to one message. SEND means limits are next."""
+        return screen(
+            self.settings(user_id, kind), self.task.priority, self.zone(user_id), self.now,
+            self.rules,
+        )
+
+    def admit(self, user_id: str, kind: str) -> Decision:
+        """Check one message against the frequency limits, counting it when it passes.
+
+        With Redis the check and the count are one atomic step across all workers;
+        without it the limits are checked against the database's history.
+        """
+        task, rules = self.task, self.rules
+        limits = limits_for(self.settings(user_id, kind), task.priority, rules)
+        if not limits.counted:
+            return SEND_NOW
+        history = self.histories.get(user_id, History())
+        if self.counter is None:
+            counters = Counters(
+                notifications_today=len(history.tasks_today),
+                channel_messages_today=len(
+                    history.channel_tasks.get((kind, task.notification_type), ())
+                ),
+                last_sent_at=history.last_sent.get(task.notification_type),
+            )
+            hit = check_limits(limits, counters, self.now)
+        else:
+            zone_name = self.zone(user_id)
+            hit = self.counter.take(CountRequest(
+                user_id=user_id,
+                member=str(task.pk),
+                notification_type=task.notification_type,
+                channel=kind,
+                limits=limits,
+                now=self.now,
+                day_start=local_day_start(self.now, zone_name),
+                day_end=next_local_day_start(self.now, zone_name),
+                seen_today=history.tasks_today,
+                seen_on_channel=history.channel_tasks.get((kind, task.notification_type), ()),
+                last_sent_at=history.last_sent.get(task.notification_type),
+            ))
+        if hit is None:
+            return SEND_NOW
+        return over_limit(hit, rules, self.zone(user_id), self.now)
+
     def decide(self, user_id: str, kind: str) -> Decision:
         """Ask the policy engine about one message of the task to one user on a kind."""
-        task = self.task
-        profile = self.profiles.get(user_id, self.fallback)[0]
-        settings = resolve_settings(
-            profile, self.rows.get(user_id, []), task.notification_type, kind
-        )
-        counters = Counters()
-        user_counts = self.counts.get(user_id)
-        if user_counts is not None:
-            counters = Counters(
-                notifications_today=len(user_counts["tasks"]),
-                channel_messages_today=user_counts["channels"][(kind, task.notification_type)],
-            )
-        return decide(settings, counters, task.priority, profile.timezone, self.now)
+        screened = self.screen(user_id, kind)
+        if screened.action != Action.SEND:
+            return screened
+        return self.admit(user_id, kind)
 
 
 def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[PushRecord]:
+    """Build the chunk's records, one per user, channel kind and address.
+
+    A message is counted against the frequency limits only when it would otherwise
+    be sent now: one suppressed by a preference, without an address or channel, or
+    with a failed rendering takes nothing from the user's limits.
+    """
     kinds = [kind for kind in task.channels if kind in ChannelKind.values]
     policy = PolicyInputs(task, user_ids, now)
     addresses = load_addresses(user_ids, kinds)
@@ -190,10 +278,10 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
     for user_id in user_ids:
         locale = policy.locale(user_id)
         for kind in kinds:
-            decision = policy.decide(user_id, kind)
+            screened = policy.screen(user_id, kind)
             targets = addresses.get((user_id, kind)) or [{"address": "", "provider": ""}]
-            for target in targets:
-                record = PushRecord(
+            kind_records = [
+                PushRecord(
                     task=task,
                     user_id=user_id,
                     channel_kind=kind,
@@ -204,31 +292,50 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
                     contact_id=target.get("contact_id"),
                     locale=locale,
                 )
-                apply_decision(record, decision, chooser, renders, task)
-                records.append(record)
+                for target in targets
+            ]
+            records.extend(kind_records)
+            if screened.action == Action.SUPPRESS:
+                for record in kind_records:
+                    record.status, record.reason = RecordStatus.SUPPRESSED, screened.reason
+                continue
+            sendable = [
+                record for record in kind_records if is_sendable(record, chooser, renders, task)
+            ]
+            if not sendable:
+                continue
+            decision = screened
+            if screened.action == Action.SEND:
+                decision = policy.admit(user_id, kind)
+            for record in sendable:
+                apply_decision(record, decision)
     return records
 
 
-def apply_decision(record: PushRecord, decision, chooser: ChannelChooser, renders: RenderCache,
-                   task: PushTask) -> None:
-    if decision.action == Action.SUPPRESS:
-        record.status, record.reason = RecordStatus.SUPPRESSED, decision.reason
-        return
+def is_sendable(record: PushRecord, chooser: ChannelChooser, renders: RenderCache,
+                task: PushTask) -> bool:
+    """Check that a record has an address, a channel and content, and mark it if not."""
     if not record.address:
         record.status, record.reason = RecordStatus.SUPPRESSED, Reason.NO_ADDRESS
-        return
+        return False
     if not chooser.candidates(record):
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
-        return
+        return False
     rendered = renders.get(task, record.channel_kind, record.locale)
     if rendered.failure:
         record.status, record.reason = RecordStatus.FAILED, rendered.failure
-        return
-    if decision.action == Action.DEFER:
+        return False
+    return True
+
+
+def apply_decision(record: PushRecord, decision: Decision) -> None:
+    if decision.action == Action.SUPPRESS:
+        record.status, record.reason = RecordStatus.SUPPRESSED, decision.reason
+    elif decision.action == Action.DEFER:
         record.status, record.reason = RecordStatus.DEFERRED, decision.reason
         record.next_attempt_at = decision.release_at
-        return
-    record.status = RecordStatus.QUEUED
+    else:
+        record.status = RecordStatus.QUEUED
 
 
 def create_chunk_records(

@@ -3,6 +3,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -58,10 +59,23 @@ class ApiKey(models.Model):
     is_authenticated = True
 
 
-class NotificationType(models.Model):
-    """What a kind of notification is: its category and how users may control it.
+def validate_channel_kinds(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(kind, str) for kind in value):
+        raise ValidationError("Enter a JSON list of channel kinds, such as [\"app\", \"email\"].")
+    unknown = [kind for kind in value if kind not in ChannelKind.values]
+    if unknown:
+        raise ValidationError(
+            f"Unknown channel kinds {', '.join(unknown)}; use {', '.join(ChannelKind.values)}."
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("List each channel kind once.")
 
-    A push whose type is not registered is treated as transactional.
+
+class NotificationType(models.Model):
+    """A kind of notification: its category, channels and how users may control it.
+
+    A push whose type is not registered is treated as transactional and not critical,
+    and users may turn it off.
     """
 
     class Category(models.TextChoices):
@@ -75,7 +89,27 @@ class NotificationType(models.Model):
         max_length=16, choices=Category.choices, default=Category.TRANSACTIONAL
     )
     # Security alerts, verification codes, payments.
-    is_critical = models.BooleanField(default=False)
+    is_critical = models.BooleanField(
+        default=False,
+        help_text="Users cannot turn it off, and urgent messages of it skip quiet hours "
+        "and frequency limits. Marketing types cannot be critical.",
+    )
+    user_can_disable = models.BooleanField(
+        default=True,
+        help_text="Users may turn this type off. Critical types are never turned off, "
+        "and marketing types always can be.",
+    )
+    default_channels = models.JSONField(
+        default=list, blank=True, validators=[validate_channel_kinds],
+        help_text='Channel kinds used when a push names none, in order, such as ["app", "email"].',
+    )
+    sms_for_urgent = models.BooleanField(
+        default=False, help_text="Urgent messages of this type also go by SMS."
+    )
+    min_interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Minimum seconds between two messages of this type to one user.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +118,15 @@ class NotificationType(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        if self.category == self.Category.MARKETING:
+            if self.is_critical:
+                raise ValidationError({"is_critical": "A marketing type cannot be critical."})
+            if not self.user_can_disable:
+                raise ValidationError(
+                    {"user_can_disable": "Users can always turn marketing types off."}
+                )
 
 
 class PushTask(models.Model):

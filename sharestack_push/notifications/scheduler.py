@@ -44,9 +44,10 @@ def release_scheduled_tasks(now: datetime, enqueue_dispatch) -> list[str]:
 
 
 def recheck_deferred(records: list[PushRecord], now: datetime) -> None:
-    """Apply the user's current preferences to records held back for quiet hours.
+    """Apply the user's current preferences and limits to records held back.
 
-    A preference changed while a message waited is honoured at release.
+    A preference changed while a message waited is honoured at release. A record that
+    is released is counted against the frequency limits now, not when it was deferred.
     """
     by_task: dict[int, list[PushRecord]] = {}
     for record in records:

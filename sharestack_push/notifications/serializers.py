@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from channels_app.models import Channel
 from channels_app.providers import provider_class
+from preferences.policy import choose_channels
 from sharestack_push.notifications.constants import ChannelKind, Priority
 from sharestack_push.notifications.fields import (
     JsonObjectField,
@@ -15,6 +16,7 @@ from sharestack_push.notifications.fields import (
     StrictSerializer,
 )
 from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.types import rules_for
 from templates.models import PushTemplate
 
 MAX_USER_IDS = 10_000
@@ -70,10 +72,11 @@ class PushSerializer(StrictSerializer):
     )
     broadcast = StrictBooleanField(required=False, default=False)
     channels = serializers.ListField(
-        child=StrictCharField(max_length=100), min_length=1,
+        child=StrictCharField(max_length=100), min_length=1, required=False,
         help_text=(
             "Channel kinds (email, app, sms, wechat) to reach the users on, and names of "
-            "configured channels that address a group themselves, such as a WeCom robot."
+            "configured channels that address a group themselves, such as a WeCom robot. "
+            "Optional when the notification type has default channels."
         ),
     )
     template = StrictCharField(max_length=100, required=False)
@@ -123,6 +126,25 @@ class PushSerializer(StrictSerializer):
         return value
 
     @staticmethod
+    def resolve_channels(attrs) -> None:
+        """Fill in the type's default channels, and SMS for an urgent message if allowed.
+
+        A push without users (one to named group channels) keeps its channels as given.
+        """
+        requested = attrs.get("channels", [])
+        reaches_users = any(attrs.get(name) for name in ("user_id", "user_ids", "broadcast"))
+        channels = requested
+        if reaches_users:
+            rules = rules_for(attrs["notification_type"])
+            channels = choose_channels(requested, rules, attrs["priority"])
+        if not channels:
+            raise serializers.ValidationError({
+                "channels": f"Give channels: notification type {attrs['notification_type']!r} "
+                "has no default channels."
+            })
+        attrs["channels"] = channels
+
+    @staticmethod
     def template_kinds(attrs) -> set[str]:
         """Return the channel kinds the request reaches, named channels included."""
         kinds = {name for name in attrs.get("channels", []) if name in ChannelKind.values}
@@ -131,6 +153,7 @@ class PushSerializer(StrictSerializer):
         return kinds
 
     def validate(self, attrs):
+        self.resolve_channels(attrs)
         errors = {}
         targets = [name for name in ("user_id", "user_ids") if attrs.get(name)]
         if attrs.get("broadcast"):

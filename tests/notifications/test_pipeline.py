@@ -184,13 +184,14 @@ def test_backoff_grows_between_attempts(fcm, frozen_clock, post_push, beat_tick)
     assert timedelta(seconds=30) <= second_delay <= timedelta(seconds=60)
 
 
-def test_daily_limit_suppresses_excess(fcm, frozen_clock, post_push):
-    add_app_user("ann", "tok-ann", daily_limit=2)
+def test_daily_limit_defers_transactional_excess(fcm, frozen_clock, post_push):
+    add_app_user("ann", "tok-ann", daily_limit=2, timezone="Europe/Berlin")
     frozen_clock.set(berlin(9))
     for number in range(3):
         post_push(notification_id=f"n{number}", user_id="ann")
     statuses = list(PushRecord.objects.order_by("id").values_list("status", "reason"))
-    assert statuses == [("sent", ""), ("sent", ""), ("suppressed", "frequency_limit")]
+    assert statuses == [("sent", ""), ("sent", ""), ("deferred", "frequency_limit")]
+    assert PushRecord.objects.get(status="deferred").next_attempt_at == berlin(0, day=11)
     assert len(fcm.requests) == 2
 
 

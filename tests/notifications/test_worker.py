@@ -1,7 +1,8 @@
 """The pipeline through a real Celery worker process with embedded beat, over Redis.
 
 Nothing runs eagerly here: the API enqueues on commit, the worker consumes from the
-Redis broker, and beat releases a scheduled task.
+Redis broker, and beat releases a scheduled task and a message held back by a type's
+minimum interval.
 """
 import os
 import signal
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from sharestack_push.celery import app as celery_app
-from sharestack_push.notifications.models import PushRecord
+from sharestack_push.notifications.models import NotificationType, PushRecord
 from tests.notifications.conftest import PUSH_URL, add_app_user
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +99,45 @@ def test_push_and_scheduled_push_through_real_worker(worker, fcm_server, push_cl
     record = PushRecord.objects.get(task__notification_id="later")
     assert record.sent_at >= later
     assert len(fcm_server.requests) == 2
+
+
+@pytest.mark.worker
+def test_min_interval_deferral_released_by_beat(worker, fcm_server, push_client):
+    fcm_server.clear_requests()
+    Channel.objects.create(
+        name="fcm", kind="app", provider="fcm",
+        config={"project_id": fcm_server.project_id, "base_url": fcm_server.base_url},
+        credentials={"service_account": fcm_server.service_account},
+    )
+    NotificationType.objects.create(key="order", min_interval_seconds=5)
+    add_app_user("wanda", "tok-worker")
+
+    def push(notification_id):
+        response = push_client.post(PUSH_URL, {
+            "notification_id": notification_id, "notification_type": "order",
+            "user_id": "wanda", "channels": ["app"],
+            "content": {"title": notification_id, "body": "Order update"},
+        }, format="json")
+        assert response.status_code == 202
+
+    def status(notification_id):
+        record = PushRecord.objects.filter(task__notification_id=notification_id).first()
+        return record.status if record else None
+
+    push("first")
+    assert wait_for(lambda: status("first") == "sent"), worker.read_text()[-3000:]
+    first_sent = PushRecord.objects.get(task__notification_id="first").sent_at
+    push("second")
+    assert wait_for(lambda: status("second") is not None), worker.read_text()[-3000:]
+    second = PushRecord.objects.get(task__notification_id="second")
+    assert second.status == "deferred"
+    assert second.reason == "min_interval"
+    release_at = second.next_attempt_at
+    # The interval runs from the first message's send, which Redis keeps in milliseconds.
+    assert timedelta(seconds=4.999) <= release_at - first_sent <= timedelta(seconds=5)
+
+    assert wait_for(lambda: status("second") == "sent"), worker.read_text()[-3000:]
+    second.refresh_from_db()
+    assert second.sent_at >= release_at
+    assert [request.message["notification"]["title"] for request in fcm_server.requests] == [
+        "first", "second"]

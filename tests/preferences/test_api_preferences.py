@@ -124,3 +124,49 @@ def test_get_with_nul_in_user_id_is_400(preferences_client):
     response = preferences_client.get(URL, {"user_id": "a\x00b"})
     assert response.status_code == 400
     assert "user_id" in response.json()["error"]["fields"]
+
+
+def test_disabling_critical_type_is_400_naming_row(preferences_client):
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="security", is_critical=True)
+    rows = [
+        {"notification_type": "order", "channel": "app", "is_enabled": False},
+        {"notification_type": "security", "channel": "sms", "is_enabled": False},
+    ]
+    response = preferences_client.put(URL, document(preferences=rows), format="json")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert list(fields) == ["preferences[1].is_enabled"]
+    assert "security" in fields["preferences[1].is_enabled"][0]
+    assert not UserPushPreference.objects.exists()
+
+
+def test_disabling_type_users_cannot_disable_is_400(preferences_client):
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="receipt", user_can_disable=False)
+    rows = [{"notification_type": "receipt", "channel": "email", "is_enabled": False}]
+    response = preferences_client.put(URL, document(preferences=rows), format="json")
+    assert "preferences[0].is_enabled" in response.json()["error"]["fields"]
+
+
+def test_critical_type_row_with_quiet_hours_is_accepted(preferences_client):
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="security", is_critical=True)
+    rows = [{"notification_type": "security", "channel": "app", "is_enabled": True,
+             "quiet_hours_start": "23:00", "quiet_hours_end": "06:00"}]
+    response = preferences_client.put(URL, document(preferences=rows), format="json")
+    assert response.status_code == 200
+
+
+def test_disabling_marketing_and_wildcard_is_accepted(preferences_client):
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="promo", category="marketing")
+    rows = [{"notification_type": "promo", "channel": "email", "is_enabled": False},
+            {"notification_type": "*", "channel": "sms", "is_enabled": False}]
+    response = preferences_client.put(URL, document(preferences=rows), format="json")
+    assert response.status_code == 200
+    assert UserPushPreference.objects.count() == 2

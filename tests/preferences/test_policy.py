@@ -6,15 +6,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preferences.policy import (
+    UNREGISTERED,
     Action,
     ChannelSettings,
     Counters,
+    LimitHit,
+    Limits,
     PreferenceRow,
     ProfileSettings,
     QuietWindow,
+    TypeRules,
+    check_limits,
+    choose_channels,
     decide,
     local_day_start,
     localize,
+    next_local_day_start,
+    over_limit,
     quiet_window_end,
     resolve_settings,
     zone_for,
@@ -22,6 +30,9 @@ from preferences.policy import (
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NIGHT = QuietWindow(time(22, 0), time(7, 0))
+MARKETING = TypeRules(category="marketing")
+CRITICAL = TypeRules(is_critical=True)
+NOON = datetime(2026, 6, 10, 12, tzinfo=timezone.utc)
 
 
 def berlin(*args: int) -> datetime:
@@ -88,12 +99,21 @@ def test_disabled_channel_suppresses():
     assert decision.reason == "preference_disabled"
 
 
-def test_daily_limit_reached_suppresses():
+def test_daily_limit_reached_suppresses_marketing():
     channel_settings = ChannelSettings(daily_limit=3)
     decision = decide(channel_settings, Counters(notifications_today=3), "normal", "UTC",
-                      datetime(2026, 6, 10, 12, tzinfo=timezone.utc))
+                      datetime(2026, 6, 10, 12, tzinfo=timezone.utc), MARKETING)
     assert decision.action == Action.SUPPRESS
     assert decision.reason == "frequency_limit"
+
+
+def test_daily_limit_reached_defers_transactional_to_next_day():
+    channel_settings = ChannelSettings(daily_limit=3)
+    decision = decide(channel_settings, Counters(notifications_today=3), "normal",
+                      "Europe/Berlin", berlin(2026, 6, 10, 12, 0))
+    assert decision.action == Action.DEFER
+    assert decision.reason == "frequency_limit"
+    assert decision.release_at == berlin(2026, 6, 11, 0, 0).astimezone(timezone.utc)
 
 
 def test_daily_limit_not_reached_sends():
@@ -185,3 +205,237 @@ def test_deferral_always_ends_outside_window_and_later(zone, start, end, moment)
     assert decision.release_at - moment <= timedelta(hours=26)
     released_local = decision.release_at.astimezone(ZoneInfo(zone))
     assert quiet_window_end(window, released_local) is None
+
+
+# Type rules, frequency limits and channel choice.
+
+
+def test_critical_type_ignores_all_disabled():
+    decision = decide(ChannelSettings(all_enabled=False), Counters(), "normal", "UTC", NOON,
+                      CRITICAL)
+    assert decision.action == Action.SEND
+
+
+def test_critical_type_ignores_disabled_row():
+    decision = decide(ChannelSettings(enabled=False), Counters(), "normal", "UTC", NOON,
+                      CRITICAL)
+    assert decision.action == Action.SEND
+
+
+def test_type_users_cannot_disable_ignores_opt_out():
+    rules = TypeRules(user_can_disable=False)
+    decision = decide(ChannelSettings(enabled=False), Counters(), "normal", "UTC", NOON, rules)
+    assert decision.action == Action.SEND
+
+
+def test_marketing_is_never_locked():
+    assert TypeRules(category="marketing", is_critical=True, user_can_disable=False).locked is False
+
+
+def test_unregistered_type_can_be_turned_off():
+    decision = decide(ChannelSettings(enabled=False), Counters(), "normal", "UTC", NOON,
+                      UNREGISTERED)
+    assert decision.reason == "preference_disabled"
+
+
+def test_urgent_marketing_respects_quiet_hours():
+    decision = decide(ChannelSettings(quiet_window=NIGHT), Counters(), "urgent",
+                      "Europe/Berlin", berlin(2026, 6, 10, 23, 30), MARKETING)
+    assert decision.action == Action.DEFER
+    assert decision.reason == "quiet_hours"
+
+
+def test_critical_normal_priority_respects_quiet_hours():
+    decision = decide(ChannelSettings(quiet_window=NIGHT), Counters(), "normal",
+                      "Europe/Berlin", berlin(2026, 6, 10, 23, 30), CRITICAL)
+    assert decision.action == Action.DEFER
+
+
+def test_urgent_critical_bypasses_daily_limit():
+    decision = decide(ChannelSettings(daily_limit=1), Counters(notifications_today=5),
+                      "urgent", "UTC", NOON, CRITICAL)
+    assert decision.action == Action.SEND
+
+
+def test_urgent_critical_bypasses_min_interval():
+    rules = TypeRules(is_critical=True, min_interval_seconds=600)
+    counters = Counters(last_sent_at=NOON - timedelta(seconds=1))
+    decision = decide(ChannelSettings(), counters, "urgent", "UTC", NOON, rules)
+    assert decision.action == Action.SEND
+
+
+def test_urgent_non_critical_keeps_daily_limit():
+    decision = decide(ChannelSettings(daily_limit=1), Counters(notifications_today=1),
+                      "urgent", "UTC", NOON)
+    assert decision.action == Action.DEFER
+
+
+def test_min_interval_defers_to_last_send_plus_interval():
+    rules = TypeRules(min_interval_seconds=600)
+    counters = Counters(last_sent_at=NOON - timedelta(seconds=100))
+    decision = decide(ChannelSettings(), counters, "normal", "UTC", NOON, rules)
+    assert decision.action == Action.DEFER
+    assert decision.reason == "min_interval"
+    assert decision.release_at == NOON + timedelta(seconds=500)
+
+
+def test_min_interval_passed_sends():
+    rules = TypeRules(min_interval_seconds=600)
+    counters = Counters(last_sent_at=NOON - timedelta(seconds=600))
+    assert decide(ChannelSettings(), counters, "normal", "UTC", NOON, rules).action == Action.SEND
+
+
+def test_min_interval_suppresses_marketing():
+    rules = TypeRules(category="marketing", min_interval_seconds=600)
+    counters = Counters(last_sent_at=NOON)
+    decision = decide(ChannelSettings(), counters, "normal", "UTC", NOON, rules)
+    assert decision.action == Action.SUPPRESS
+    assert decision.reason == "min_interval"
+
+
+def test_channel_limit_defers_transactional():
+    decision = decide(ChannelSettings(channel_daily_limit=2), Counters(channel_messages_today=2),
+                      "normal", "UTC", NOON)
+    assert decision.action == Action.DEFER
+    assert decision.release_at == datetime(2026, 6, 11, tzinfo=timezone.utc)
+
+
+def test_unenforced_limits_never_hit():
+    limits = Limits(daily=0, channel_daily=0, min_interval_seconds=60, enforced=False)
+    assert check_limits(limits, Counters(notifications_today=9, last_sent_at=NOON), NOON) is None
+
+
+def test_limits_counted_only_when_some_limit_is_set():
+    assert Limits().counted is False
+    assert Limits(daily=0).counted is True
+    assert Limits(min_interval_seconds=1).counted is True
+
+
+def test_over_limit_keeps_retry_time_of_interval():
+    hit = LimitHit("min_interval", NOON + timedelta(minutes=5))
+    decision = over_limit(hit, UNREGISTERED, "Asia/Shanghai", NOON)
+    assert decision.release_at == NOON + timedelta(minutes=5)
+
+
+def test_next_day_start_across_spring_forward():
+    # Santiago skips midnight on 2026-09-06: the day starts at 01:00 local.
+    now = datetime(2026, 9, 5, 15, 0, tzinfo=timezone.utc)
+    start = next_local_day_start(now, "America/Santiago")
+    local = start.astimezone(ZoneInfo("America/Santiago"))
+    assert local.date().isoformat() == "2026-09-06"
+    assert start > now
+
+
+def test_channels_from_request_win():
+    rules = TypeRules(default_channels=("email",))
+    assert choose_channels(["app"], rules, "normal") == ["app"]
+
+
+def test_channels_default_to_type_in_order():
+    rules = TypeRules(default_channels=("app", "email"))
+    assert choose_channels([], rules, "normal") == ["app", "email"]
+
+
+def test_urgent_adds_sms_when_type_allows():
+    rules = TypeRules(default_channels=("app",), sms_for_urgent=True)
+    assert choose_channels([], rules, "urgent") == ["app", "sms"]
+
+
+def test_urgent_sms_not_added_twice():
+    rules = TypeRules(sms_for_urgent=True)
+    assert choose_channels(["sms", "app"], rules, "urgent") == ["sms", "app"]
+
+
+def test_normal_priority_adds_no_sms():
+    rules = TypeRules(default_channels=("app",), sms_for_urgent=True)
+    assert choose_channels([], rules, "high") == ["app"]
+
+
+def test_urgent_without_sms_for_urgent_adds_nothing():
+    assert choose_channels(["app"], UNREGISTERED, "urgent") == ["app"]
+
+
+CATEGORIES = ["transactional", "marketing", "system"]
+PRIORITIES = ["low", "normal", "high", "urgent"]
+
+
+@st.composite
+def type_rules(draw):
+    return TypeRules(
+        category=draw(st.sampled_from(CATEGORIES)),
+        is_critical=draw(st.booleans()),
+        user_can_disable=draw(st.booleans()),
+        min_interval_seconds=draw(st.none() | st.integers(min_value=1, max_value=86_400)),
+    )
+
+
+MOMENTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),
+                       timezones=st.just(timezone.utc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=type_rules(),
+    priority=st.sampled_from(PRIORITIES),
+    zone=st.sampled_from(ZONES),
+    moment=MOMENTS,
+    daily=st.none() | st.integers(min_value=0, max_value=5),
+    channel_daily=st.none() | st.integers(min_value=0, max_value=5),
+    sent_today=st.integers(min_value=0, max_value=8),
+    on_channel=st.integers(min_value=0, max_value=8),
+    since_last=st.none() | st.integers(min_value=0, max_value=200_000),
+)
+def test_limit_decisions_follow_category(rules, priority, zone, moment, daily, channel_daily,
+                                         sent_today, on_channel, since_last):
+    channel_settings = ChannelSettings(daily_limit=daily, channel_daily_limit=channel_daily)
+    last = None if since_last is None else moment - timedelta(seconds=since_last)
+    counters = Counters(sent_today, on_channel, last)
+    decision = decide(channel_settings, counters, priority, zone, moment, rules)
+
+    over_daily = daily is not None and sent_today >= daily
+    over_channel = channel_daily is not None and on_channel >= channel_daily
+    too_soon = bool(rules.min_interval_seconds) and last is not None and (
+        moment - last < timedelta(seconds=rules.min_interval_seconds))
+    exceeded = over_daily or over_channel or too_soon
+    bypass = priority == "urgent" and rules.is_critical and rules.category != "marketing"
+
+    if bypass or not exceeded:
+        assert decision.action == Action.SEND
+    elif rules.category == "marketing":
+        assert decision.action == Action.SUPPRESS
+    else:
+        assert decision.action == Action.DEFER
+        assert decision.release_at > moment
+    if decision.action != Action.SEND:
+        assert decision.reason in ("frequency_limit", "min_interval")
+    if decision.action == Action.DEFER and not (over_daily or over_channel):
+        assert decision.release_at == last + timedelta(seconds=rules.min_interval_seconds)
+    if decision.action == Action.DEFER and (over_daily or over_channel):
+        local_release = decision.release_at.astimezone(ZoneInfo(zone))
+        assert local_release.date() > moment.astimezone(ZoneInfo(zone)).date()
+        assert decision.release_at - moment <= timedelta(hours=26)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules=type_rules(), priority=st.sampled_from(PRIORITIES),
+       all_enabled=st.booleans(), enabled=st.booleans(), moment=MOMENTS)
+def test_locked_types_never_suppressed_by_opt_out(rules, priority, all_enabled, enabled,
+                                                  moment):
+    channel_settings = ChannelSettings(all_enabled=all_enabled, enabled=enabled)
+    decision = decide(channel_settings, Counters(), priority, "UTC", moment, rules)
+    if rules.locked or (all_enabled and enabled):
+        assert decision.action == Action.SEND
+    else:
+        assert decision.action == Action.SUPPRESS
+    if rules.category == "marketing" and not (all_enabled and enabled):
+        assert decision.action == Action.SUPPRESS
+
+
+@settings(max_examples=200, deadline=None)
+@given(zone=st.sampled_from(ZONES), moment=MOMENTS)
+def test_next_day_start_is_next_local_midnight(zone, moment):
+    start = next_local_day_start(moment, zone)
+    assert start > moment
+    assert start - moment <= timedelta(hours=26)
+    assert local_day_start(start, zone) == start
+    assert local_day_start(start - timedelta(seconds=1), zone) == local_day_start(moment, zone)
