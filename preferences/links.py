@@ -5,7 +5,7 @@ salt, so a link cannot be forged for another user or made to live longer. Each l
 carries its own expiry because callers choose the lifetime per link.
 """
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -41,7 +41,7 @@ def create_link(
     user_id: str, lifetime: timedelta = DEFAULT_LIFETIME, now: datetime | None = None
 ) -> PreferenceLink:
     """Sign a link to the user's preference page that stops working after `lifetime`."""
-    issued_at = now or datetime.now(timezone.utc)
+    issued_at = now or datetime.now(UTC)
     expires_at = (issued_at + lifetime).replace(microsecond=0)
     token = signing.dumps(
         # Short keys keep the URL short enough for an SMS footer.
@@ -79,7 +79,7 @@ def read_token(token: str, now: datetime | None = None) -> str:
     if not isinstance(user_id, str) or not user_id or not isinstance(expires_at, int):
         raise LinkInvalid("The link payload lacks the user id or the expiry time.")
 
-    current = now or datetime.now(timezone.utc)
+    current = now or datetime.now(UTC)
     if current.timestamp() >= expires_at:
         raise LinkExpired("The link has expired.")
     return user_id

@@ -4,7 +4,6 @@ from zoneinfo import available_timezones
 from rest_framework import serializers
 
 from preferences.links import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
-
 from sharestack_push.notifications.constants import ChannelKind
 from sharestack_push.notifications.fields import (
     StrictBooleanField,

@@ -1,5 +1,5 @@
 """POST /api/v1/notifications/preferences/link and the signed tokens behind it."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,7 +14,7 @@ from preferences.links import (
 )
 
 URL = "/api/v1/notifications/preferences/link"
-NOW = datetime(2026, 6, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 
 
 def token_of(url: str) -> str:
@@ -23,7 +23,7 @@ def token_of(url: str) -> str:
 
 def test_link_api_returns_signed_url(preferences_client, settings):
     settings.PUSH_PUBLIC_BASE_URL = "https://push.example.com"
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
 
     response = preferences_client.post(URL, {"user_id": "alice"}, format="json")
 
@@ -33,7 +33,7 @@ def test_link_api_returns_signed_url(preferences_client, settings):
     assert read_token(token_of(body["url"])) == "alice"
     expires_at = datetime.fromisoformat(body["expires_at"])
     assert before + timedelta(days=7) - timedelta(seconds=2) <= expires_at
-    assert expires_at <= datetime.now(timezone.utc) + timedelta(days=7)
+    assert expires_at <= datetime.now(UTC) + timedelta(days=7)
 
 
 def test_link_api_honours_expires_in(preferences_client):
@@ -42,7 +42,7 @@ def test_link_api_honours_expires_in(preferences_client):
     )
 
     expires_at = datetime.fromisoformat(response.json()["expires_at"])
-    remaining = expires_at - datetime.now(timezone.utc)
+    remaining = expires_at - datetime.now(UTC)
     assert timedelta(minutes=59) < remaining <= timedelta(hours=1)
 
 

@@ -2,7 +2,7 @@
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from gettext import GNUTranslations
 from pathlib import Path
 
@@ -157,6 +157,20 @@ def test_checking_box_overrides_row_for_every_type(browser, types):
     ).is_enabled is True
 
 
+def test_checking_box_updates_own_row(browser, types):
+    UserPushPreference.objects.create(
+        user_id="alice", notification_type="promo", channel="email", is_enabled=False,
+        frequency_limit=3,
+    )
+    url = page_url()
+
+    browser.post(url, form_data(browser.get(url), **{"enabled/email/promo": "on"}))
+
+    row = UserPushPreference.objects.get(user_id="alice")
+    assert row.is_enabled is True
+    assert row.frequency_limit == 3
+
+
 def test_critical_type_is_shown_locked(browser, types):
     html = browser.get(page_url()).content.decode()
 
@@ -253,7 +267,7 @@ def test_missing_token_gets_400_page(browser):
 
 
 def test_expired_link_gets_403_page(browser, types):
-    past = datetime.now(timezone.utc) - timedelta(days=8)
+    past = datetime.now(UTC) - timedelta(days=8)
     url = page_url(now=past)
 
     response = browser.get(url)
@@ -265,7 +279,7 @@ def test_expired_link_gets_403_page(browser, types):
 def test_expired_link_cannot_save(browser, types):
     url = page_url()
     form = browser.get(url)
-    expired = page_url(now=datetime.now(timezone.utc) - timedelta(days=8))
+    expired = page_url(now=datetime.now(UTC) - timedelta(days=8))
 
     response = browser.post(expired, form_data(form, daily_limit="1"))
 
@@ -275,7 +289,7 @@ def test_expired_link_cannot_save(browser, types):
 
 def test_expired_page_follows_browser_language(types):
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
-    url = page_url(now=datetime.now(timezone.utc) - timedelta(days=8))
+    url = page_url(now=datetime.now(UTC) - timedelta(days=8))
 
     response = client.get(url)
 
