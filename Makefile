@@ -9,7 +9,7 @@ VENV_PYTHON := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.requirements.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean messages
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ test: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(VENV_PYTHON) bench/broadcast.py $(or $(N),10000)
 	$(VENV_PYTHON) bench/latency.py --interval-ms 100
+
+# Refreshes the preference pages' Chinese catalogue after their text changes; commit the
+# .po and the .mo. Needs GNU gettext (scripts/install-system-packages.sh installs it).
+messages: $(DEV_STAMP)
+	bash scripts/install-system-packages.sh
+	cd preferences && ../$(VENV_PYTHON) ../manage.py makemessages --locale zh_Hans --no-location
+	cd preferences && ../$(VENV_PYTHON) ../manage.py compilemessages --locale zh_Hans
 
 # Removes caches and coverage output; keeps .venv and var/ (database, secret key).
 clean:

@@ -3,6 +3,7 @@ from zoneinfo import available_timezones
 
 from rest_framework import serializers
 
+from preferences.links import DEFAULT_LIFETIME, MAX_LIFETIME, MIN_LIFETIME
 from sharestack_push.notifications.constants import ChannelKind
 from sharestack_push.notifications.fields import (
     StrictBooleanField,
@@ -102,3 +103,18 @@ class PreferenceDocumentSerializer(StrictSerializer):
                 }
         if errors:
             raise serializers.ValidationError(errors)
+
+class PreferenceLinkRequestSerializer(StrictSerializer):
+    user_id = StrictCharField(min_length=1, max_length=64)
+    expires_in = StrictIntegerField(
+        min_value=int(MIN_LIFETIME.total_seconds()),
+        max_value=int(MAX_LIFETIME.total_seconds()),
+        required=False,
+        default=int(DEFAULT_LIFETIME.total_seconds()),
+        help_text="Seconds until the link stops working; 7 days when omitted.",
+    )
+
+
+class PreferenceLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="The user's preference page, signed for them.")
+    expires_at = serializers.DateTimeField()

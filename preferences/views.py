@@ -1,14 +1,18 @@
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from preferences.links import create_link
 from preferences.models import UserProfile, UserPushPreference
 from preferences.serializers import (
     TIME_FORMAT,
     PreferenceDocumentSerializer,
+    PreferenceLinkRequestSerializer,
+    PreferenceLinkSerializer,
     UserIdQuerySerializer,
 )
 from sharestack_push.notifications.apiview import ApiView
@@ -97,3 +101,23 @@ class PreferencesView(ApiView):
         save_document(serializer.validated_data)
         logger.info("preferences: saved for user %s", serializer.validated_data["user_id"])
         return Response(preference_document(serializer.validated_data["user_id"]))
+
+
+class PreferenceLinkView(ApiView):
+    required_scope = Scope.PREFERENCES
+
+    @extend_schema(
+        request=PreferenceLinkRequestSerializer,
+        responses=PreferenceLinkSerializer,
+        summary="Create a signed link to a user's preference page",
+        description="The link opens /preferences/ for this user without a login. "
+        "Anyone holding it can change the user's preferences until it expires.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PreferenceLinkRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user_id = serializer.validated_data["user_id"]
+        lifetime = timedelta(seconds=serializer.validated_data["expires_in"])
+        link = create_link(user_id, lifetime)
+        logger.info("preferences: link created for user %s", user_id)
+        return Response(PreferenceLinkSerializer(link).data)

@@ -3,9 +3,11 @@
 # Safe to run repeatedly: apt-get runs only when a package is missing.
 set -euo pipefail
 
-# Space-separated Debian package names. The suite needs none beyond a stock machine
-# yet, and browser tests will add "chromium chromium-driver".
-PACKAGES=""
+# Space-separated Debian package names. The browser tests drive Debian's chromium
+# through Playwright (no browser download at run time), and their screenshots of the
+# Chinese pages need a CJK font (fonts-wqy-zenhei). gettext's msgfmt compiles the
+# page translations (`make messages`) and checks the committed catalogue in the tests.
+PACKAGES="chromium fonts-wqy-zenhei gettext"
 
 missing=()
 for package in $PACKAGES; do

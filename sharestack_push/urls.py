@@ -12,7 +12,8 @@ from channels_app.views import (
     DeviceView,
 )
 from preferences.unsubscribe import unsubscribe
-from preferences.views import PreferencesView
+from preferences.pages import preference_centre
+from preferences.views import PreferenceLinkView, PreferencesView
 from sharestack_push.health import healthz
 from sharestack_push.notifications.views import PushCancelView, PushStatusView, PushView
 from templates.views import TemplateListView
@@ -30,6 +31,11 @@ urlpatterns = [
         name="push-cancel",
     ),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
+    path(
+        f"{api}notifications/preferences/link",
+        PreferenceLinkView.as_view(),
+        name="preference-link",
+    ),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),
     path(f"{api}contacts", ContactView.as_view(), name="contacts"),
@@ -41,6 +47,7 @@ urlpatterns = [
     path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
     path("unsubscribe/<str:token>", unsubscribe, name="unsubscribe"),
+    path("preferences/", preference_centre, name="preference-centre"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

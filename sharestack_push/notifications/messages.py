@@ -7,6 +7,7 @@ from django.conf import settings
 
 from channels_app.models import Device
 from channels_app.providers.base import OutgoingMessage
+from preferences.footer import add_preference_footer
 from preferences.unsubscribe import unsubscribe_url
 from sharestack_push.notifications.constants import ChannelKind
 from sharestack_push.notifications.content import RenderCache
@@ -43,19 +44,24 @@ class MessageBuilder:
                 "List-Unsubscribe": f"<{url}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
+
+        locale = record.locale or settings.PUSH_DEFAULT_LOCALE
+        body, html = add_preference_footer(
+            record.channel_kind, marketing, record.user_id, locale, message.body, message.html
+        )
         options = (task.options or {}).get(record.channel_kind) or {}
         return OutgoingMessage(
             record_id=record.pk,
             address=record.address,
             title=message.title,
-            body=message.body,
+            body=body,
             data=message.data,
             notification_type=task.notification_type,
             marketing=marketing,
             priority=task.priority,
-            locale=record.locale or settings.PUSH_DEFAULT_LOCALE,
+            locale=locale,
             platform=self.platforms.get(record.device_id, ""),
-            html=message.html,
+            html=html,
             headers=headers,
             options=dict(options),
             variables=dict(task.variables or {}),

@@ -44,7 +44,10 @@ def test_email_arrives_with_rendered_subject_and_body(smtp_server, frozen_clock,
     assert mail.rcpt_tos == ["li@example.com"]
     assert mail.mail_from == "noreply@sharestack.example"
     assert mail.message["Subject"] == "订单 A-7 已发货"
-    assert mail.message.get_content().strip() == "李雷，您好：您的订单 A-7 已发货。"
+    content = mail.message.get_content().replace("\r\n", "\n")
+    text, footer = content.split("\n\n-- \n")
+    assert text == "李雷，您好：您的订单 A-7 已发货。"
+    assert footer.startswith("管理通知设置：http://")
     record = PushRecord.objects.get()
     assert record.status == "sent"
     assert record.provider == "smtp"
