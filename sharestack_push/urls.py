@@ -11,10 +11,16 @@ from channels_app.views import (
     DeviceDetailView,
     DeviceView,
 )
+from preferences.activity_views import ActivityView, UserAttributesView
 from preferences.unsubscribe import unsubscribe
 from preferences.views import PreferencesView
 from sharestack_push.health import healthz
-from sharestack_push.notifications.views import PushCancelView, PushStatusView, PushView
+from sharestack_push.notifications.views import (
+    PushCancelView,
+    PushStatusView,
+    PushView,
+    VariantStatsView,
+)
 from templates.views import TemplateListView
 
 handler400 = "sharestack_push.notifications.errors.bad_request"
@@ -29,7 +35,14 @@ urlpatterns = [
         PushCancelView.as_view(),
         name="push-cancel",
     ),
+    path(f"{api}notifications/stats", VariantStatsView.as_view(), name="variant-stats"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
+    path(f"{api}activity", ActivityView.as_view(), name="activity"),
+    path(
+        f"{api}users/<str:user_id>/attributes",
+        UserAttributesView.as_view(),
+        name="user-attributes",
+    ),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),
     path(f"{api}contacts", ContactView.as_view(), name="contacts"),

@@ -33,6 +33,8 @@ from sharestack_push.notifications.constants import (
 from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, ChannelChooser
 from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.strategy import first_kinds, plan_first_step
+from sharestack_push.notifications.variants import assign_variant
 
 logger = logging.getLogger(__name__)
 
@@ -179,12 +181,15 @@ class PolicyInputs:
         return decide(settings, counters, task.priority, profile.timezone, self.now)
 
 
-def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[PushRecord]:
-    kinds = [kind for kind in task.channels if kind in ChannelKind.values]
+def build_records(
+    task: PushTask, user_ids: list[str], now: datetime, kinds: list[str] | None = None
+) -> list[PushRecord]:
+    """Build (unsaved) records of the given channel kinds, by default the first ones."""
+    kinds = first_kinds(task) if kinds is None else kinds
     policy = PolicyInputs(task, user_ids, now)
     addresses = load_addresses(user_ids, kinds)
     chooser = ChannelChooser(list(Channel.objects.filter(enabled=True).order_by("priority", "id")))
-    renders = RenderCache()
+    renders = RenderCache(user_ids)
 
     records = []
     for user_id in user_ids:
@@ -203,6 +208,7 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
                     device_id=target.get("device_id"),
                     contact_id=target.get("contact_id"),
                     locale=locale,
+                    variant=assign_variant(task, user_id),
                 )
                 apply_decision(record, decision, chooser, renders, task)
                 records.append(record)
@@ -220,7 +226,9 @@ def apply_decision(record: PushRecord, decision, chooser: ChannelChooser, render
     if not chooser.candidates(record):
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
         return
-    rendered = renders.get(task, record.channel_kind, record.locale)
+    rendered = renders.get(
+        task, record.channel_kind, record.locale, record.user_id, record.variant
+    )
     if rendered.failure:
         record.status, record.reason = RecordStatus.FAILED, rendered.failure
         return
@@ -237,6 +245,7 @@ def create_chunk_records(
     """Write the chunk's records; return (id, channel kind) of those to send now."""
     now = now or clock.now()
     records = build_records(task, user_ids, now)
+    plan_first_step(task, records, now)
     insert_ignoring_conflicts(
         PushRecord, records, ["task", "user_id", "channel_kind", "address"]
     )
