@@ -1,13 +1,16 @@
 """Multi-channel fallback end to end: email first, SMS when email stays unconfirmed."""
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 
 from channels_app.models import Channel, Contact
 from preferences.models import UserProfile
 from sharestack_push.notifications import tasks
+from sharestack_push.notifications.fallback import release_due_fallbacks
 from sharestack_push.notifications.models import PushRecord, PushTask
 from tests.fakes.mailgun import event_data
 from tests.fakes.twilio import FakeTwilio
@@ -272,3 +275,44 @@ def test_fallback_needs_two_channel_kinds(db, push_client):
     )
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == ["fallback"]
+
+
+def test_locked_due_record_is_skipped(transactional_db):
+    Channel.objects.create(name="console-sms", kind="sms", provider="console")
+    add_user()
+    task = PushTask.objects.create(
+        notification_id="n-1", notification_type="order", target="user", user_id="li",
+        channels=["email", "sms"], content={"body": "Shipped"},
+        fallback={"after": 600, "unless": "delivered"}, status="processing",
+    )
+    email = PushRecord.objects.create(
+        task=task, user_id="li", channel_kind="email", address=EMAIL, status="sent",
+        sent_at=SENT_AT, fallback_state="waiting", fallback_due_at=SENT_AT + timedelta(minutes=10),
+    )
+    now = SENT_AT + timedelta(hours=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        with transaction.atomic():
+            PushRecord.objects.select_for_update().get(pk=email.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    sent: list[tuple[str, list[int]]] = []
+    try:
+        skipped = release_due_fallbacks(now, lambda kind, ids: sent.append((kind, ids)))
+    finally:
+        release.set()
+        holder.join()
+    taken = release_due_fallbacks(now, lambda kind, ids: sent.append((kind, ids)))
+    again = release_due_fallbacks(now, lambda kind, ids: sent.append((kind, ids)))
+
+    assert skipped == []
+    assert len(taken) == 1
+    assert again == []
+    assert sent == [("sms", taken)]
+    assert PushRecord.objects.filter(channel_kind="sms").count() == 1
