@@ -3,6 +3,7 @@
 Activity is counted per local hour of the day (0-23) in the user's time zone at the
 moment of the event, so a daily habit keeps its hour across daylight-saving changes.
 """
+
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
@@ -23,7 +24,9 @@ def record_activity(events: Iterable[tuple[str, datetime]]) -> int:
         return 0
     user_ids = {user_id for user_id, _ in events}
     zones = dict(
-        UserProfile.objects.filter(user_id__in=user_ids).values_list("user_id", "timezone")
+        UserProfile.objects.filter(user_id__in=user_ids).values_list(
+            "user_id", "timezone"
+        )
     )
     counts: Counter[tuple[str, int]] = Counter()
     latest: dict[tuple[str, int], datetime] = {}
@@ -32,7 +35,7 @@ def record_activity(events: Iterable[tuple[str, datetime]]) -> int:
         key = (user_id, occurred_at.astimezone(zone).hour)
         counts[key] += 1
         latest[key] = max(latest.get(key, occurred_at), occurred_at)
-    # Sorted keys make concurrent writers lock rows in one order, so they cannot deadlock.
+    # Each batch updates its bars in sorted key order, so two batches cannot deadlock.
     with transaction.atomic():
         for key in sorted(counts):
             add_to_hour(key[0], key[1], counts[key], latest[key])

@@ -1,4 +1,5 @@
 """The API that feeds active-time delivery and personalised templates."""
+
 import json
 import logging
 import re
@@ -30,14 +31,19 @@ RESERVED_ATTRIBUTES = frozenset({"locale"})
 
 class ActivityEventSerializer(StrictSerializer):
     user_id = StrictCharField(**USER_ID_FIELD)
-    occurred_at = AwareDateTimeField(help_text="When the user was active, with its UTC offset.")
+    occurred_at = AwareDateTimeField(
+        help_text="When the user was active, with its UTC offset."
+    )
 
 
 class ActivityRequestSerializer(StrictSerializer):
     user_id = StrictCharField(required=False, **USER_ID_FIELD)
     occurred_at = AwareDateTimeField(required=False)
     events = ActivityEventSerializer(
-        many=True, required=False, min_length=1, max_length=MAX_EVENTS,
+        many=True,
+        required=False,
+        min_length=1,
+        max_length=MAX_EVENTS,
         help_text=f"Several events at once, at most {MAX_EVENTS}, instead of user_id "
         "and occurred_at.",
     )
@@ -56,7 +62,9 @@ class ActivityRequestSerializer(StrictSerializer):
     def events_list(self) -> list[tuple[str, object]]:
         data = self.validated_data
         if "events" in data:
-            return [(event["user_id"], event["occurred_at"]) for event in data["events"]]
+            return [
+                (event["user_id"], event["occurred_at"]) for event in data["events"]
+            ]
         return [(data["user_id"], data["occurred_at"])]
 
 
@@ -66,7 +74,9 @@ class ActivityView(ApiView):
     @extend_schema(
         request=ActivityRequestSerializer,
         responses={
-            202: inline_serializer("ActivityRecorded", {"recorded": serializers.IntegerField()})
+            202: inline_serializer(
+                "ActivityRecorded", {"recorded": serializers.IntegerField()}
+            )
         },
         summary="Record user activity",
         description="Each event counts towards the user's active local hours, which "
@@ -106,7 +116,9 @@ class AttributesSerializer(StrictSerializer):
 class UserAttributesView(ApiView):
     required_scope = Scope.PUSH
 
-    @extend_schema(responses=AttributesSerializer, summary="A user's template attributes")
+    @extend_schema(
+        responses=AttributesSerializer, summary="A user's template attributes"
+    )
     def get(self, request: Request, user_id: str) -> Response:
         profile = UserProfile.objects.filter(user_id=user_id).first()
         return Response({"attributes": profile.attributes if profile else {}})
@@ -118,12 +130,16 @@ class UserAttributesView(ApiView):
     )
     def put(self, request: Request, user_id: str) -> Response:
         if len(user_id) > USER_ID_FIELD["max_length"]:
-            raise serializers.ValidationError({"user_id": "Must be at most 64 characters."})
+            raise serializers.ValidationError(
+                {"user_id": "Must be at most 64 characters."}
+            )
         serializer = AttributesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         attributes = serializer.validated_data["attributes"]
         UserProfile.objects.update_or_create(
             user_id=user_id, defaults={"attributes": attributes}
         )
-        logger.info("preferences: saved %d attributes for user %s", len(attributes), user_id)
+        logger.info(
+            "preferences: saved %d attributes for user %s", len(attributes), user_id
+        )
         return Response({"attributes": attributes})

@@ -17,7 +17,7 @@ from django.template.base import FilterExpression, VariableNode
 from django.template.defaulttags import ForNode, IfNode, WithNode
 
 ENGINE = Engine(autoescape=False, string_if_invalid="")
-# The context variable that holds the recipient's profile attributes.
+# The context variable that contains the recipient's profile attributes.
 USER_VARIABLE = "user"
 USER_PREFIX = USER_VARIABLE + "."
 

@@ -8,6 +8,7 @@ step reached `unless` in time, the next channel kind gets records of its own, wi
 the same content, once. The beat job claims due records with SKIP LOCKED, and the
 records' unique key stops a step from being written twice.
 """
+
 import logging
 import re
 from datetime import datetime, timedelta
@@ -62,9 +63,10 @@ def parse_duration(text: str) -> int | None:
 
 
 def arm_waiting_records(now: datetime) -> int:
-    """Set when the window of each newly sent, failed or suppressed waiting record closes.
+    """Set when the window of each newly finished waiting record closes.
 
-    Return how many records were armed.
+    A sent record's window closes `after` seconds past sent_at, and a failed or
+    suppressed record's at once. Return how many records were armed.
     """
     unarmed = PushRecord.objects.filter(
         fallback_state=FallbackState.WAITING, fallback_due_at__isnull=True
@@ -72,22 +74,27 @@ def arm_waiting_records(now: datetime) -> int:
     armed = unarmed.filter(reason=Reason.TASK_CANCELLED).update(
         fallback_state=FallbackState.STOPPED
     )
-    # The beat job runs every few seconds, so its time stands for the moment of failure.
-    armed += unarmed.filter(status__in=[RecordStatus.FAILED, RecordStatus.SUPPRESSED]).update(
-        fallback_due_at=now
-    )
+    # The beat job runs every few seconds, so now is close to the moment of failure.
+    armed += unarmed.filter(
+        status__in=[RecordStatus.FAILED, RecordStatus.SUPPRESSED]
+    ).update(fallback_due_at=now)
     sent = unarmed.filter(status__in=REACHED_STATUSES, sent_at__isnull=False)
     task_ids = set(sent.values_list("task_id", flat=True).distinct())
     for task_id, fallback in PushTask.objects.filter(pk__in=task_ids).values_list(
         "pk", "fallback"
     ):
         after = timedelta(seconds=fallback["after"])
-        armed += sent.filter(task_id=task_id).update(fallback_due_at=F("sent_at") + after)
+        armed += sent.filter(task_id=task_id).update(
+            fallback_due_at=F("sent_at") + after
+        )
     return armed
 
 
 def release_due_fallbacks(now: datetime, enqueue_send: SendSink) -> list[int]:
-    """Take the next channel kind for every due waiting record; return queued record ids."""
+    """Move every due waiting record's user on to the next channel kind if needed.
+
+    Return the ids of the new records queued for sending.
+    """
     arm_waiting_records(now)
     queued: list[tuple[int, str]] = []
     with transaction.atomic():
@@ -135,7 +142,9 @@ def advance(record: PushRecord, now: datetime) -> list[tuple[int, str]]:
         )
     )
     others = [other for other in step if other.pk != record.pk]
-    waiting = [other.pk for other in step if other.fallback_state == FallbackState.WAITING]
+    waiting = [
+        other.pk for other in step if other.fallback_state == FallbackState.WAITING
+    ]
     unless_field = UNLESS_FIELDS[task.fallback["unless"]]
 
     if task.status == TaskStatus.CANCELLED or any(
@@ -150,13 +159,15 @@ def advance(record: PushRecord, now: datetime) -> list[tuple[int, str]]:
     kinds = chain_kinds(task)
     next_index = kinds.index(record.channel_kind) + 1
     set_state(waiting, FallbackState.CONTINUED)
-    return create_step(task, record, kinds[next_index], next_index < len(kinds) - 1, now)
+    return create_step(
+        task, record, kinds[next_index], next_index < len(kinds) - 1, now
+    )
 
 
 def set_state(record_ids: list[int], state: FallbackState) -> None:
-    PushRecord.objects.filter(pk__in=record_ids, fallback_state=FallbackState.WAITING).update(
-        fallback_state=state
-    )
+    PushRecord.objects.filter(
+        pk__in=record_ids, fallback_state=FallbackState.WAITING
+    ).update(fallback_state=state)
 
 
 def create_step(
@@ -173,11 +184,17 @@ def create_step(
     )
     logger.info(
         "fallback: task %s user %s moves from %s to %s after record %s",
-        task.pk, previous.user_id, previous.channel_kind, kind, previous.pk,
+        task.pk,
+        previous.user_id,
+        previous.channel_kind,
+        kind,
+        previous.pk,
     )
     return list(
         PushRecord.objects.filter(
-            task=task, user_id=previous.user_id, channel_kind=kind,
+            task=task,
+            user_id=previous.user_id,
+            channel_kind=kind,
             status=RecordStatus.QUEUED,
         ).values_list("id", "channel_kind")
     )

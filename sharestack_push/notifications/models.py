@@ -77,7 +77,7 @@ class NotificationType(models.Model):
     # Security alerts, verification codes, payments.
     is_critical = models.BooleanField(default=False)
     # Local time of day for a push sent at the "optimal" time to a user whose active
-    # hours are not known yet; empty means such a push goes at once.
+    # hours are not known yet. Without one, such a push goes at once.
     default_send_time = models.TimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -126,7 +126,7 @@ class PushTask(models.Model):
     # {"after": seconds, "unless": "delivered" or "opened"}: try the channel kinds one
     # at a time per user, the next when the previous fails or stays unconfirmed.
     fallback = models.JSONField(default=dict, blank=True)
-    # A/B test: [{"name", "weight", "content" or "template"}]; each user gets one.
+    # A/B test variants, [{"name", "weight", "content" or "template"}], one per user.
     variants = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING

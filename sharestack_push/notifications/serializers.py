@@ -6,6 +6,11 @@ from rest_framework import serializers
 from channels_app.models import Channel
 from channels_app.providers import provider_class
 from sharestack_push.notifications.constants import ChannelKind, Priority
+from sharestack_push.notifications.fallback import (
+    MAX_AFTER_SECONDS,
+    UNLESS_FIELDS,
+    parse_duration,
+)
 from sharestack_push.notifications.fields import (
     JsonObjectField,
     StrictBooleanField,
@@ -14,11 +19,6 @@ from sharestack_push.notifications.fields import (
     StrictModelSerializer,
     StrictRegexField,
     StrictSerializer,
-)
-from sharestack_push.notifications.fallback import (
-    MAX_AFTER_SECONDS,
-    UNLESS_FIELDS,
-    parse_duration,
 )
 from sharestack_push.notifications.models import PushRecord, PushTask
 from sharestack_push.notifications.strategy import OPTIMAL

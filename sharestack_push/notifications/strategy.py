@@ -1,9 +1,10 @@
 """Per-task delivery strategy applied to the first records of each user.
 
 A task with a fallback starts on its first channel kind only and marks those records
-as waiting for confirmation. A task sent at the "optimal" time holds each ready record
-until the user's next most active hour.
+as waiting for confirmation. A task sent at the "optimal" time defers each ready record
+to the user's next most active hour.
 """
+
 from datetime import datetime
 
 from django.conf import settings
@@ -41,7 +42,9 @@ def plan_first_step(task: PushTask, records: list[PushRecord], now: datetime) ->
         defer_to_active_hours(task, records, now)
 
 
-def defer_to_active_hours(task: PushTask, records: list[PushRecord], now: datetime) -> None:
+def defer_to_active_hours(
+    task: PushTask, records: list[PushRecord], now: datetime
+) -> None:
     """Defer each ready record to its user's next most active hour within 24 hours.
 
     The beat job releases the deferred record at that moment, after checking the
@@ -52,7 +55,9 @@ def defer_to_active_hours(task: PushTask, records: list[PushRecord], now: dateti
         return
     user_ids = {record.user_id for record in ready}
     zones = dict(
-        UserProfile.objects.filter(user_id__in=user_ids).values_list("user_id", "timezone")
+        UserProfile.objects.filter(user_id__in=user_ids).values_list(
+            "user_id", "timezone"
+        )
     )
     histograms = load_histograms(user_ids)
     default_time = (

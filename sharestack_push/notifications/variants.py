@@ -1,4 +1,5 @@
 """A/B tests: which variant of a task each user gets, and counts per variant."""
+
 import hashlib
 from typing import Any
 
@@ -61,4 +62,3 @@ def variant_counts(task: PushTask) -> dict[str, dict[str, int]]:
     for row in rows:
         counts[row.pop("variant")] = row
     return counts
-

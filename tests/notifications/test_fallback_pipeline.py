@@ -1,4 +1,5 @@
 """Multi-channel fallback end to end: email first, SMS when email stays unconfirmed."""
+
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,14 @@ def twilio(db, settings):
     settings.PUSH_PUBLIC_BASE_URL = "https://push.sharestack.example"
     with FakeTwilio() as fake:
         Channel.objects.create(
-            name="twilio", kind="sms", provider="twilio",
+            name="twilio",
+            kind="sms",
+            provider="twilio",
             config={"from_number": "+15005550006", "base_url": fake.base_url},
-            credentials={"account_sid": fake.account_sid, "auth_token": fake.auth_token},
+            credentials={
+                "account_sid": fake.account_sid,
+                "auth_token": fake.auth_token,
+            },
         )
         yield fake
 
@@ -35,8 +41,13 @@ def twilio(db, settings):
 @pytest.fixture
 def mailgun(fake_mailgun, db):
     channel = Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun",
-        config={"from_email": "noreply@mg.example.com", "api_url": fake_mailgun.api_url},
+        name="mailgun",
+        kind="email",
+        provider="mailgun",
+        config={
+            "from_email": "noreply@mg.example.com",
+            "api_url": fake_mailgun.api_url,
+        },
         credentials={
             "api_key": fake_mailgun.api_key,
             "webhook_signing_key": fake_mailgun.signing_key,
@@ -58,7 +69,9 @@ def push_with_fallback(frozen_clock, post_push):
 
     def push(**fallback):
         response = post_push(
-            notification_id="order-1", user_id="li", channels=["email", "sms"],
+            notification_id="order-1",
+            user_id="li",
+            channels=["email", "sms"],
             content={"title": "Shipped", "body": "Your order has shipped"},
             fallback={"after": "10m", **fallback},
         )
@@ -74,7 +87,8 @@ def report(fake, event: str, when: datetime) -> None:
         event_data(event, message.message_id, EMAIL, timestamp=when.timestamp())
     )
     response = Client().post(
-        f"/api/v1/callbacks/{fake.channel.pk}", data=json.dumps(body),
+        f"/api/v1/callbacks/{fake.channel.pk}",
+        data=json.dumps(body),
         content_type="application/json",
     )
     assert response.status_code == 200
@@ -173,9 +187,15 @@ def test_permanent_failure_falls_back_at_once(
     smtp_server, twilio, push_with_fallback, frozen_clock, beat_tick
 ):
     Channel.objects.create(
-        name="smtp", kind="email", provider="smtp",
-        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
-                "from_email": "noreply@sharestack.example"},
+        name="smtp",
+        kind="email",
+        provider="smtp",
+        config={
+            "host": smtp_server.host,
+            "port": smtp_server.port,
+            "use_tls": False,
+            "from_email": "noreply@sharestack.example",
+        },
     )
     add_user()
     smtp_server.reject_recipient(EMAIL)
@@ -230,12 +250,19 @@ def test_second_address_confirmed_stops_fallback(
         push_with_fallback()
     assert len(mailgun.messages) == 2
     work = next(m for m in mailgun.messages if m.field("to") == "li@work.example")
-    body = mailgun.sign_event(event_data(
-        "delivered", work.message_id, "li@work.example",
-        timestamp=(SENT_AT + timedelta(minutes=3)).timestamp(),
-    ))
-    Client().post(f"/api/v1/callbacks/{mailgun.channel.pk}", data=json.dumps(body),
-                  content_type="application/json")
+    body = mailgun.sign_event(
+        event_data(
+            "delivered",
+            work.message_id,
+            "li@work.example",
+            timestamp=(SENT_AT + timedelta(minutes=3)).timestamp(),
+        )
+    )
+    Client().post(
+        f"/api/v1/callbacks/{mailgun.channel.pk}",
+        data=json.dumps(body),
+        content_type="application/json",
+    )
 
     frozen_clock.set(SENT_AT + timedelta(minutes=10))
     beat_tick()
@@ -258,8 +285,14 @@ def test_second_address_confirmed_stops_fallback(
 def test_invalid_fallback_is_rejected(db, push_client, fallback, field):
     response = push_client.post(
         "/api/v1/notifications/push",
-        {"notification_id": "n-1", "notification_type": "order", "user_id": "li",
-         "channels": ["email", "sms"], "content": {"body": "Hi"}, "fallback": fallback},
+        {
+            "notification_id": "n-1",
+            "notification_type": "order",
+            "user_id": "li",
+            "channels": ["email", "sms"],
+            "content": {"body": "Hi"},
+            "fallback": fallback,
+        },
         format="json",
     )
     assert response.status_code == 400
@@ -269,8 +302,14 @@ def test_invalid_fallback_is_rejected(db, push_client, fallback, field):
 def test_fallback_needs_two_channel_kinds(db, push_client):
     response = push_client.post(
         "/api/v1/notifications/push",
-        {"notification_id": "n-1", "notification_type": "order", "user_id": "li",
-         "channels": ["email"], "content": {"body": "Hi"}, "fallback": {"after": "1m"}},
+        {
+            "notification_id": "n-1",
+            "notification_type": "order",
+            "user_id": "li",
+            "channels": ["email"],
+            "content": {"body": "Hi"},
+            "fallback": {"after": "1m"},
+        },
         format="json",
     )
     assert response.status_code == 400
@@ -281,13 +320,24 @@ def test_locked_due_record_is_skipped(transactional_db):
     Channel.objects.create(name="console-sms", kind="sms", provider="console")
     add_user()
     task = PushTask.objects.create(
-        notification_id="n-1", notification_type="order", target="user", user_id="li",
-        channels=["email", "sms"], content={"body": "Shipped"},
-        fallback={"after": 600, "unless": "delivered"}, status="processing",
+        notification_id="n-1",
+        notification_type="order",
+        target="user",
+        user_id="li",
+        channels=["email", "sms"],
+        content={"body": "Shipped"},
+        fallback={"after": 600, "unless": "delivered"},
+        status="processing",
     )
     email = PushRecord.objects.create(
-        task=task, user_id="li", channel_kind="email", address=EMAIL, status="sent",
-        sent_at=SENT_AT, fallback_state="waiting", fallback_due_at=SENT_AT + timedelta(minutes=10),
+        task=task,
+        user_id="li",
+        channel_kind="email",
+        address=EMAIL,
+        status="sent",
+        sent_at=SENT_AT,
+        fallback_state="waiting",
+        fallback_due_at=SENT_AT + timedelta(minutes=10),
     )
     now = SENT_AT + timedelta(hours=1)
     locked, release = threading.Event(), threading.Event()

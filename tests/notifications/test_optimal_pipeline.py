@@ -1,4 +1,5 @@
-"""Active-time delivery: activity API, learnt local hours, and release by the beat job."""
+"""Active-time delivery: the activity API, learnt local hours and release by beat."""
+
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -15,14 +16,18 @@ NEW_YORK = "America/New_York"
 
 
 def learn(push_client, user_id: str, *moments: datetime) -> None:
-    events = [{"user_id": user_id, "occurred_at": moment.isoformat()} for moment in moments]
+    events = [
+        {"user_id": user_id, "occurred_at": moment.isoformat()} for moment in moments
+    ]
     response = push_client.post(ACTIVITY_URL, {"events": events}, format="json")
     assert response.status_code == 202
     assert response.json() == {"recorded": len(moments)}
 
 
 def push_optimal(post_push, **body):
-    response = post_push(notification_id="digest-1", user_id="ann", send_at="optimal", **body)
+    response = post_push(
+        notification_id="digest-1", user_id="ann", send_at="optimal", **body
+    )
     assert response.status_code == 202
     return PushRecord.objects.get()
 
@@ -30,7 +35,9 @@ def push_optimal(post_push, **body):
 def test_activity_counts_local_hours(push_client):
     UserProfile.objects.create(user_id="ann", timezone="Asia/Shanghai")
     response = push_client.post(
-        ACTIVITY_URL, {"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z"}, format="json"
+        ACTIVITY_URL,
+        {"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z"},
+        format="json",
     )
     learn(push_client, "ann", datetime(2026, 6, 11, 1, 5, tzinfo=UTC))
 
@@ -53,7 +60,10 @@ def test_activity_of_unknown_user_uses_default_zone(push_client, settings):
         ({"user_id": "ann"}, "occurred_at"),
         ({"occurred_at": "2026-06-10T01:30:00Z"}, "user_id"),
         ({}, "events"),
-        ({"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z", "events": []}, "events"),
+        (
+            {"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z", "events": []},
+            "events",
+        ),
         ({"events": [{"user_id": "ann"}]}, "events[0].occurred_at"),
     ],
 )
@@ -65,7 +75,9 @@ def test_activity_rejects_invalid_events(push_client, body, field):
 
 def test_activity_needs_push_scope(preferences_client):
     response = preferences_client.post(
-        ACTIVITY_URL, {"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z"}, format="json"
+        ACTIVITY_URL,
+        {"user_id": "ann", "occurred_at": "2026-06-10T01:30:00Z"},
+        format="json",
     )
     assert response.status_code == 403
 
@@ -74,13 +86,20 @@ def test_open_receipt_counts_as_activity(db):
     channel = Channel.objects.create(name="console", kind="app", provider="console")
     UserProfile.objects.create(user_id="ann", timezone="UTC")
     PushRecord.objects.create(
-        task=push_task(), user_id="ann", channel_kind="app", channel=channel,
-        address="token", status="sent", provider_message_id="m-1",
+        task=push_task(),
+        user_id="ann",
+        channel_kind="app",
+        channel=channel,
+        address="token",
+        status="sent",
+        provider_message_id="m-1",
     )
     opened = datetime(2026, 6, 10, 7, 40, tzinfo=UTC)
 
     apply_receipts(channel, [Receipt("m-1", ReceiptEvent.OPENED, occurred_at=opened)])
-    apply_receipts(channel, [Receipt("m-1", ReceiptEvent.DELIVERED, occurred_at=opened)])
+    apply_receipts(
+        channel, [Receipt("m-1", ReceiptEvent.DELIVERED, occurred_at=opened)]
+    )
 
     bar = UserActiveHour.objects.get()
     assert (bar.hour, bar.count) == (7, 1)
@@ -90,12 +109,17 @@ def push_task():
     from sharestack_push.notifications.models import PushTask
 
     return PushTask.objects.create(
-        notification_id="n-1", notification_type="order", target="user", user_id="ann",
+        notification_id="n-1",
+        notification_type="order",
+        target="user",
+        user_id="ann",
         channels=["app"],
     )
 
 
-def test_learnt_hour_survives_dst_change(fcm, push_client, post_push, frozen_clock, beat_tick):
+def test_learnt_hour_survives_dst_change(
+    fcm, push_client, post_push, frozen_clock, beat_tick
+):
     add_app_user("ann", "token-ann", timezone=NEW_YORK)
     # 13:15 UTC is 08:15 in New York before the clocks go forward on 8 March 2026.
     mornings = [datetime(2026, 3, day, 13, 15, tzinfo=UTC) for day in (2, 3, 4)]
@@ -133,9 +157,12 @@ def test_user_in_active_hour_gets_it_now(fcm, push_client, post_push, frozen_clo
 def test_tied_hours_take_the_next_one(fcm, push_client, post_push, frozen_clock):
     add_app_user("ann", "token-ann", timezone="UTC")
     learn(
-        push_client, "ann",
-        datetime(2026, 6, 8, 8, 0, tzinfo=UTC), datetime(2026, 6, 9, 8, 0, tzinfo=UTC),
-        datetime(2026, 6, 8, 20, 0, tzinfo=UTC), datetime(2026, 6, 9, 20, 0, tzinfo=UTC),
+        push_client,
+        "ann",
+        datetime(2026, 6, 8, 8, 0, tzinfo=UTC),
+        datetime(2026, 6, 9, 8, 0, tzinfo=UTC),
+        datetime(2026, 6, 8, 20, 0, tzinfo=UTC),
+        datetime(2026, 6, 9, 20, 0, tzinfo=UTC),
         datetime(2026, 6, 9, 14, 0, tzinfo=UTC),
     )
     frozen_clock.set(datetime(2026, 6, 10, 10, 0, tzinfo=UTC))
@@ -185,8 +212,14 @@ def test_opt_out_before_optimal_hour_is_honoured(
 def test_send_at_accepts_only_optimal(push_client):
     response = push_client.post(
         "/api/v1/notifications/push",
-        {"notification_id": "n-1", "notification_type": "order", "user_id": "ann",
-         "channels": ["app"], "content": {"body": "Hi"}, "send_at": "soon"},
+        {
+            "notification_id": "n-1",
+            "notification_type": "order",
+            "user_id": "ann",
+            "channels": ["app"],
+            "content": {"body": "Hi"},
+            "send_at": "soon",
+        },
         format="json",
     )
     assert response.status_code == 400

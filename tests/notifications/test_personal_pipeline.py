@@ -1,9 +1,9 @@
 """Personalised and per-locale templates, and A/B variants, end to end through FCM."""
+
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -19,7 +19,9 @@ GREETING = {
     "name": "greeting",
     "channel": "app",
     "title_template": "{{ user.name }}",
-    "content_template": "Hi {{ user.name }}, your {{ user.tier }} order {{ order_id }} shipped",
+    "content_template": (
+        "Hi {{ user.name }}, your {{ user.tier }} order {{ order_id }} shipped"
+    ),
     "variables": [
         "order_id",
         {"name": "user.name", "default": "there"},
@@ -29,7 +31,10 @@ GREETING = {
 
 
 def sent_bodies(fcm) -> dict[str, str]:
-    return {request.token: request.message["notification"]["body"] for request in fcm.requests}
+    return {
+        request.token: request.message["notification"]["body"]
+        for request in fcm.requests
+    }
 
 
 @pytest.fixture
@@ -41,13 +46,24 @@ def test_template_reads_profile_attributes(fcm, now, post_push, push_client):
     PushTemplate.objects.create(**GREETING)
     add_app_user("ann", "token-ann")
     add_app_user("bob", "token-bob")
-    push_client.put("/api/v1/users/ann/attributes",
-                    {"attributes": {"name": "Ann", "tier": "gold"}}, format="json")
-    push_client.put("/api/v1/users/bob/attributes", {"attributes": {"tier": "silver"}},
-                    format="json")
+    push_client.put(
+        "/api/v1/users/ann/attributes",
+        {"attributes": {"name": "Ann", "tier": "gold"}},
+        format="json",
+    )
+    push_client.put(
+        "/api/v1/users/bob/attributes",
+        {"attributes": {"tier": "silver"}},
+        format="json",
+    )
 
-    response = post_push(notification_id="n-1", user_ids=["ann", "bob"], content=None,
-                         template="greeting", variables={"order_id": "A-7"})
+    response = post_push(
+        notification_id="n-1",
+        user_ids=["ann", "bob"],
+        content=None,
+        template="greeting",
+        variables={"order_id": "A-7"},
+    )
 
     assert response.status_code == 202
     bodies = sent_bodies(fcm)
@@ -59,17 +75,27 @@ def test_missing_required_attribute_fails_record(fcm, now, post_push):
     PushTemplate.objects.create(**GREETING)
     add_app_user("ann", "token-ann")
 
-    post_push(notification_id="n-1", user_id="ann", content=None, template="greeting",
-              variables={"order_id": "A-7"})
+    post_push(
+        notification_id="n-1",
+        user_id="ann",
+        content=None,
+        template="greeting",
+        variables={"order_id": "A-7"},
+    )
 
     record = PushRecord.objects.get()
-    assert (record.status, record.reason) == ("failed", "template_variable_missing:user.tier")
+    assert (record.status, record.reason) == (
+        "failed",
+        "template_variable_missing:user.tier",
+    )
     assert fcm.requests == []
 
 
 def test_template_reads_profile_locale(fcm, now, post_push):
     PushTemplate.objects.create(
-        name="hello", channel="app", content_template="locale {{ user.locale }}",
+        name="hello",
+        channel="app",
+        content_template="locale {{ user.locale }}",
         variables=["user.locale"],
     )
     add_app_user("ann", "token-ann", locale="en")
@@ -80,13 +106,21 @@ def test_template_reads_profile_locale(fcm, now, post_push):
 
 
 def profile_queries(queries) -> list[str]:
-    return [query["sql"] for query in queries if "preferences_userprofile" in query["sql"]]
+    return [
+        query["sql"] for query in queries if "preferences_userprofile" in query["sql"]
+    ]
 
 
 def test_shared_template_renders_once(db):
-    PushTemplate.objects.create(name="plain", channel="app", content_template="Sale today")
-    task = PushTask.objects.create(notification_id="n-1", template_name="plain",
-                                   channels=["app"], target="broadcast")
+    PushTemplate.objects.create(
+        name="plain", channel="app", content_template="Sale today"
+    )
+    task = PushTask.objects.create(
+        notification_id="n-1",
+        template_name="plain",
+        channels=["app"],
+        target="broadcast",
+    )
     users = [f"user-{index}" for index in range(30)]
     renders = RenderCache(users)
 
@@ -102,13 +136,19 @@ def test_personal_template_loads_profiles_once(db):
     users = [f"user-{index}" for index in range(30)]
     for user_id in users:
         UserProfile.objects.create(user_id=user_id, attributes={"tier": user_id})
-    task = PushTask.objects.create(notification_id="n-1", template_name="greeting",
-                                   variables={"order_id": "A-7"}, channels=["app"],
-                                   target="broadcast")
+    task = PushTask.objects.create(
+        notification_id="n-1",
+        template_name="greeting",
+        variables={"order_id": "A-7"},
+        channels=["app"],
+        target="broadcast",
+    )
     renders = RenderCache(users)
 
     with CaptureQueriesContext(connection) as queries:
-        bodies = {renders.get(task, "app", "en", user_id).message.body for user_id in users}
+        bodies = {
+            renders.get(task, "app", "en", user_id).message.body for user_id in users
+        }
 
     assert len(bodies) == 30
     assert len(profile_queries(queries.captured_queries)) == 1
@@ -116,16 +156,22 @@ def test_personal_template_loads_profiles_once(db):
 
 def test_locale_picks_template_with_default_fallback(fcm, now, post_push, settings):
     settings.PUSH_DEFAULT_LOCALE = "zh-hans"
-    PushTemplate.objects.create(name="ship", channel="app", locale="en",
-                                content_template="Your order shipped")
-    PushTemplate.objects.create(name="ship", channel="app", locale="zh-hans",
-                                content_template="您的订单已发货")
+    PushTemplate.objects.create(
+        name="ship", channel="app", locale="en", content_template="Your order shipped"
+    )
+    PushTemplate.objects.create(
+        name="ship", channel="app", locale="zh-hans", content_template="您的订单已发货"
+    )
     add_app_user("ann", "token-ann", locale="en")
     add_app_user("li", "token-li", locale="zh-hans")
     add_app_user("kenji", "token-kenji", locale="ja")
 
-    post_push(notification_id="n-1", user_ids=["ann", "li", "kenji"], content=None,
-              template="ship")
+    post_push(
+        notification_id="n-1",
+        user_ids=["ann", "li", "kenji"],
+        content=None,
+        template="ship",
+    )
 
     assert sent_bodies(fcm) == {
         "token-ann": "Your order shipped",
@@ -141,13 +187,16 @@ VARIANTS = [
 
 
 def test_variants_split_users_and_report_counts(fcm, now, post_push, push_client):
-    PushTemplate.objects.create(name="variant-b", channel="app", content_template="Variant B")
+    PushTemplate.objects.create(
+        name="variant-b", channel="app", content_template="Variant B"
+    )
     users = [f"user-{index}" for index in range(40)]
     for user_id in users:
         add_app_user(user_id, f"token-{user_id}")
 
-    response = post_push(notification_id="ab-1", user_ids=users, content=None,
-                         variants=VARIANTS)
+    response = post_push(
+        notification_id="ab-1", user_ids=users, content=None, variants=VARIANTS
+    )
 
     task = PushTask.objects.get()
     records = {record.user_id: record for record in PushRecord.objects.all()}
@@ -157,7 +206,9 @@ def test_variants_split_users_and_report_counts(fcm, now, post_push, push_client
         assert bodies[f"token-{user_id}"] == expected
         assert record.variant == assign_variant(task, user_id)
     per_variant = Counter(record.variant for record in records.values())
-    status = push_client.get(f"/api/v1/notifications/push/{response.json()['id']}").json()
+    status = push_client.get(
+        f"/api/v1/notifications/push/{response.json()['id']}"
+    ).json()
     assert status["variants"]["a"]["sent"] == per_variant["a"]
     assert status["variants"]["b"]["records"] == per_variant["b"]
     stats = push_client.get(f"/api/v1/notifications/stats?variant_of={task.pk}").json()
@@ -183,14 +234,18 @@ def test_variant_assignment_depends_on_notification(db):
     one = PushTask(notification_id="ab-1", variants=VARIANTS)
     two = PushTask(notification_id="ab-2", variants=VARIANTS)
 
-    assert [assign_variant(one, u) for u in users] != [assign_variant(two, u) for u in users]
+    assert [assign_variant(one, u) for u in users] != [
+        assign_variant(two, u) for u in users
+    ]
 
 
 def test_status_without_variants_reports_none(fcm, now, post_push, push_client):
     add_app_user("ann", "token-ann")
     response = post_push(notification_id="n-1", user_id="ann")
 
-    status = push_client.get(f"/api/v1/notifications/push/{response.json()['id']}").json()
+    status = push_client.get(
+        f"/api/v1/notifications/push/{response.json()['id']}"
+    ).json()
 
     assert status["variants"] == {}
     assert status["records"]["results"][0]["variant"] == ""
@@ -201,19 +256,34 @@ def test_status_without_variants_reports_none(fcm, now, post_push, push_client):
     [
         ([VARIANTS[0]], {}, "variants"),
         ([VARIANTS[0], {**VARIANTS[0], "weight": 5}], {}, "variants"),
-        ([VARIANTS[0], {"name": "b", "weight": 0, "content": {"body": "x"}}], {},
-         "variants[1].weight"),
+        (
+            [VARIANTS[0], {"name": "b", "weight": 0, "content": {"body": "x"}}],
+            {},
+            "variants[1].weight",
+        ),
         ([VARIANTS[0], {"name": "b", "weight": 1}], {}, "variants[1].content"),
-        ([VARIANTS[0], {"name": "b", "weight": 1, "template": "none"}], {},
-         "variants[1].template"),
-        ([VARIANTS[0], {"name": "b c", "weight": 1, "content": {"body": "x"}}], {},
-         "variants[1].name"),
+        (
+            [VARIANTS[0], {"name": "b", "weight": 1, "template": "none"}],
+            {},
+            "variants[1].template",
+        ),
+        (
+            [VARIANTS[0], {"name": "b c", "weight": 1, "content": {"body": "x"}}],
+            {},
+            "variants[1].name",
+        ),
         (VARIANTS, {"content": {"body": "x"}}, "variants"),
     ],
 )
 def test_invalid_variants_are_rejected(push_client, variants, extra, field):
-    body = {"notification_id": "n-1", "notification_type": "order", "user_id": "ann",
-            "channels": ["app"], "variants": variants, **extra}
+    body = {
+        "notification_id": "n-1",
+        "notification_type": "order",
+        "user_id": "ann",
+        "channels": ["app"],
+        "variants": variants,
+        **extra,
+    }
     response = push_client.post("/api/v1/notifications/push", body, format="json")
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [field]

@@ -1,4 +1,5 @@
 """Templates that read the recipient's profile through `user.<attribute>`."""
+
 import pytest
 
 from templates.rendering import (
@@ -15,9 +16,13 @@ def test_undeclared_user_attribute_is_a_problem():
 
 
 def test_declared_user_attribute_passes():
-    assert check_template_sources(
-        ["{% if user.vip %}Hi {{ user.name|upper }}{% endif %}"], ["user.vip", "user.name"]
-    ) == []
+    assert (
+        check_template_sources(
+            ["{% if user.vip %}Hi {{ user.name|upper }}{% endif %}"],
+            ["user.vip", "user.name"],
+        )
+        == []
+    )
 
 
 def test_plain_user_variable_covers_its_attributes():
@@ -25,7 +30,9 @@ def test_plain_user_variable_covers_its_attributes():
 
 
 def test_user_attribute_default_fills_gap():
-    context = build_context([{"name": "user.name", "default": "there"}], {"user": {"tier": "gold"}})
+    context = build_context(
+        [{"name": "user.name", "default": "there"}], {"user": {"tier": "gold"}}
+    )
     assert context["user"] == {"tier": "gold", "name": "there"}
 
 
