@@ -113,6 +113,14 @@ class AttributesSerializer(StrictSerializer):
         return value
 
 
+def valid_user_id(user_id: str) -> str:
+    """Return a user id from the URL path; raise ValidationError naming user_id."""
+    try:
+        return StrictCharField(**USER_ID_FIELD).run_validation(user_id)
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError({"user_id": error.detail}) from None
+
+
 class UserAttributesView(ApiView):
     required_scope = Scope.PUSH
 
@@ -120,6 +128,7 @@ class UserAttributesView(ApiView):
         responses=AttributesSerializer, summary="A user's template attributes"
     )
     def get(self, request: Request, user_id: str) -> Response:
+        user_id = valid_user_id(user_id)
         profile = UserProfile.objects.filter(user_id=user_id).first()
         return Response({"attributes": profile.attributes if profile else {}})
 
@@ -129,10 +138,7 @@ class UserAttributesView(ApiView):
         summary="Replace a user's template attributes",
     )
     def put(self, request: Request, user_id: str) -> Response:
-        if len(user_id) > USER_ID_FIELD["max_length"]:
-            raise serializers.ValidationError(
-                {"user_id": "Must be at most 64 characters."}
-            )
+        user_id = valid_user_id(user_id)
         serializer = AttributesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         attributes = serializer.validated_data["attributes"]

@@ -270,6 +270,7 @@ def create_channel_records(task: PushTask) -> list[tuple[int, str]]:
             task=task, channel_kind=channel.kind, channel=channel, provider=channel.provider,
             address_kind=CHANNEL_ADDRESS_KIND, address=f"channel:{channel.pk}",
             locale=django_settings.PUSH_DEFAULT_LOCALE,
+            variant=assign_variant(task, f"channel:{channel.pk}"),
         )
         for channel in Channel.objects.filter(name__in=names)
     ]

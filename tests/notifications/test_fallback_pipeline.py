@@ -366,3 +366,49 @@ def test_locked_due_record_is_skipped(transactional_db):
     assert again == []
     assert sent == [("sms", taken)]
     assert PushRecord.objects.filter(channel_kind="sms").count() == 1
+
+
+def test_failed_address_waits_for_sent_one(
+    smtp_server, twilio, push_with_fallback, frozen_clock, beat_tick
+):
+    Channel.objects.create(
+        name="smtp", kind="email", provider="smtp",
+        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
+                "from_email": "noreply@sharestack.example"},
+    )
+    add_user()
+    Contact.objects.create(user_id="li", kind="email", address="gone@example.com")
+    smtp_server.reject_recipient("gone@example.com")
+    with pytest.raises(PushRecord.MultipleObjectsReturned):
+        push_with_fallback()
+
+    beat_tick()
+    assert twilio.messages == []
+    frozen_clock.set(SENT_AT + timedelta(minutes=10))
+    beat_tick()
+
+    assert len(twilio.messages) == 1
+    sent = PushRecord.objects.get(channel_kind="email", status="sent")
+    assert PushRecord.objects.get(channel_kind="sms").fallback_of_id == sent.pk
+
+
+def test_three_step_chain(mailgun, twilio, post_push, frozen_clock, beat_tick):
+    add_user()
+    frozen_clock.set(SENT_AT)
+    post_push(notification_id="order-1", user_id="li", channels=["app", "email", "sms"],
+              content={"title": "Shipped", "body": "Your order has shipped"},
+              fallback={"after": "10m"})
+    app = PushRecord.objects.get(channel_kind="app")
+    assert (app.status, app.reason) == ("suppressed", "no_address")
+
+    beat_tick()
+    email = PushRecord.objects.get(channel_kind="email")
+    assert (email.status, email.fallback_step, email.fallback_state) == ("sent", 1, "waiting")
+    frozen_clock.set(SENT_AT + timedelta(minutes=10))
+    beat_tick()
+
+    sms = PushRecord.objects.get(channel_kind="sms")
+    assert (sms.status, sms.fallback_step, sms.fallback_state) == ("sent", 2, "")
+    assert sms.fallback_of_id == email.pk
+    assert len(mailgun.messages) == 1
+    assert len(twilio.messages) == 1

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from channels_app.models import Channel
 from preferences.models import UserProfile
 from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.models import PushRecord, PushTask
@@ -324,3 +325,33 @@ def test_attributes_round_trip(push_client):
     assert get.json() == {"attributes": {"name": "Ann"}}
     assert unknown.json() == {"attributes": {}}
     assert UserProfile.objects.get(user_id="ann").daily_limit == 3
+
+
+def test_robot_record_gets_a_variant(post_push):
+    from tests.fakes.wechat import FakeWeChat
+
+    with FakeWeChat() as fake:
+        fake.add_robot("robot-key")
+        Channel.objects.create(
+            name="ops-robot", kind="wechat", provider="wecom_robot",
+            config={"base_url": fake.base_url}, credentials={"key": "robot-key"},
+        )
+        post_push(notification_id="ab-robot", user_id=None, channels=["ops-robot"],
+                  content=None, variants=[VARIANTS[0], {**VARIANTS[0], "name": "c"}])
+        [request] = fake.requests_to("/cgi-bin/webhook/send")
+
+    record = PushRecord.objects.get()
+    assert record.variant in ("a", "c")
+    assert "Variant A" in request.body["text"]["content"]
+
+
+@pytest.mark.parametrize("user_id", ["u" * 65, "ann%00"])
+def test_attributes_reject_invalid_user_id(push_client, user_id):
+    put = push_client.put(
+        f"/api/v1/users/{user_id}/attributes", {"attributes": {}}, format="json"
+    )
+    get = push_client.get(f"/api/v1/users/{user_id}/attributes")
+
+    assert put.status_code == 400
+    assert get.status_code == 400
+    assert list(put.json()["error"]["fields"]) == ["user_id"]
