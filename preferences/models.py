@@ -20,6 +20,8 @@ class UserProfile(models.Model):
     quiet_hours_start = models.TimeField(null=True, blank=True)
     quiet_hours_end = models.TimeField(null=True, blank=True)
     daily_limit = models.PositiveIntegerField(null=True, blank=True)
+    # What the platform stores about the user for templates (`{{ user.name }}`).
+    attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -52,3 +54,20 @@ class UserPushPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.notification_type or '*'}/{self.channel}"
+
+
+class UserActiveHour(models.Model):
+    """How often a user was active in one local hour of the day (0-23), all days."""
+
+    user_id = models.CharField(max_length=64)
+    hour = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    last_active_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "hour"], name="unique_active_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.hour:02d}h x{self.count}"

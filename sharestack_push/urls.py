@@ -11,11 +11,17 @@ from channels_app.views import (
     DeviceDetailView,
     DeviceView,
 )
+from preferences.activity_views import ActivityView, UserAttributesView
 from preferences.unsubscribe import unsubscribe
 from preferences.pages import preference_centre
 from preferences.views import PreferenceLinkView, PreferencesView
 from sharestack_push.health import healthz
-from sharestack_push.notifications.views import PushCancelView, PushStatusView, PushView
+from sharestack_push.notifications.views import (
+    PushCancelView,
+    PushStatusView,
+    PushView,
+    VariantStatsView,
+)
 from templates.views import TemplateListView
 
 handler400 = "sharestack_push.notifications.errors.bad_request"
@@ -30,11 +36,18 @@ urlpatterns = [
         PushCancelView.as_view(),
         name="push-cancel",
     ),
+    path(f"{api}notifications/stats", VariantStatsView.as_view(), name="variant-stats"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(
         f"{api}notifications/preferences/link",
         PreferenceLinkView.as_view(),
         name="preference-link",
+    ),
+    path(f"{api}activity", ActivityView.as_view(), name="activity"),
+    path(
+        f"{api}users/<str:user_id>/attributes",
+        UserAttributesView.as_view(),
+        name="user-attributes",
     ),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),

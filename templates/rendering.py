@@ -2,6 +2,10 @@
 
 Every variable a template uses must be declared, and every declared variable must have
 a value or a default, so a raw placeholder or an empty gap never reaches a user.
+
+`user.<attribute>` reads the recipient's profile (locale and stored attributes). Each
+such attribute is declared by its dotted name, such as `{"name": "user.name",
+"default": "there"}`, so a template without one renders once for all its recipients.
 """
 
 import re
@@ -13,6 +17,9 @@ from django.template.base import FilterExpression, VariableNode
 from django.template.defaulttags import ForNode, IfNode, WithNode
 
 ENGINE = Engine(autoescape=False, string_if_invalid="")
+# The context variable that contains the recipient's profile attributes.
+USER_VARIABLE = "user"
+USER_PREFIX = USER_VARIABLE + "."
 
 
 class TemplateVariableMissing(Exception):
@@ -57,8 +64,18 @@ def parse_variables(declared: list[Any]) -> list[VariableSpec]:
 
 
 def expression_name(expression: Any) -> str | None:
+    """Return the variable an expression reads: `user.<attribute>` or a top-level name."""
     lookups = getattr(getattr(expression, "var", None), "lookups", None)
-    return lookups[0] if lookups else None
+    if not lookups:
+        return None
+    if lookups[0] == USER_VARIABLE and len(lookups) > 1:
+        return USER_PREFIX + lookups[1]
+    return lookups[0]
+
+
+def uses_user_attributes(declared: list[Any]) -> bool:
+    """Tell whether a template declares any `user.<attribute>` variable."""
+    return any(spec.name.startswith(USER_PREFIX) for spec in parse_variables(declared))
 
 
 def condition_names(condition: Any) -> set[str]:
@@ -139,6 +156,9 @@ def source_problems(source: str, names: set[str]) -> list[str]:
         undeclared = used_variables(source) - names
     except TemplateSyntaxError as error:
         return [f"template syntax error: {error}"]
+    if USER_VARIABLE in names:
+        # A plain `user` variable comes whole from the request, attributes included.
+        undeclared = {name for name in undeclared if not name.startswith(USER_PREFIX)}
     return [
         f"variable {name!r} is used but not declared" for name in sorted(undeclared)
     ]
@@ -155,13 +175,21 @@ def check_template_sources(sources: list[str], declared: list[Any]) -> list[str]
 
 def build_context(declared: list[Any], values: dict[str, Any]) -> dict[str, Any]:
     context = dict(values)
+    given_user = values.get(USER_VARIABLE)
+    user = dict(given_user) if isinstance(given_user, dict) else {}
     for spec in parse_variables(declared):
-        if spec.name in values and values[spec.name] not in (None, ""):
+        if spec.name.startswith(USER_PREFIX):
+            source, key = user, spec.name.removeprefix(USER_PREFIX)
+        else:
+            source, key = context, spec.name
+        if source.get(key) not in (None, ""):
             continue
         if spec.default is not None:
-            context[spec.name] = spec.default
+            source[key] = spec.default
         elif spec.required:
             raise TemplateVariableMissing(spec.name)
+    if user:
+        context[USER_VARIABLE] = user
     return context
 
 

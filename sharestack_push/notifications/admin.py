@@ -27,7 +27,7 @@ class PushRecordAdmin(admin.ModelAdmin):
                     "segments", "sent_at"]
     list_filter = ["status", "channel_kind", "provider"]
     search_fields = ["user_id", "provider_message_id"]
-    raw_id_fields = ["task", "channel", "device", "contact"]
+    raw_id_fields = ["task", "channel", "device", "contact", "fallback_of"]
 
 
 @admin.register(NotificationType)

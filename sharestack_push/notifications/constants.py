@@ -77,6 +77,8 @@ class Reason:
     UNDELIVERED = "undelivered"
     RATE_LIMITED = "rate_limited"
     TASK_CANCELLED = "task_cancelled"
+    # Held until the user's next most active hour (a push with send_at "optimal").
+    OPTIMAL_TIME = "optimal_time"
 
 
 class Scope(models.TextChoices):

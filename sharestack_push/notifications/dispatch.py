@@ -5,13 +5,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.audience import audience_chunks
 from sharestack_push.notifications.constants import OPEN_RECORD_STATUSES, TaskStatus
 from sharestack_push.notifications.fanout import create_channel_records, create_chunk_records
-from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.models import FallbackState, PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,15 @@ def enqueue_by_kind(records: list[tuple[int, str]], enqueue_send: SendSink) -> N
 
 
 def finish_task_if_done(task_id) -> bool:
-    """Mark a fanned-out task completed once no record has work ahead of it."""
+    """Mark a fanned-out task completed once no record has work ahead of it.
+
+    A record waiting to see whether its fallback channel is needed has work ahead.
+    """
     task = PushTask.objects.filter(pk=task_id, status=TaskStatus.PROCESSING).first()
     if task is None or task.chunks_total is None or task.chunks_done < task.chunks_total:
         return False
-    if PushRecord.objects.filter(task_id=task_id, status__in=OPEN_RECORD_STATUSES).exists():
+    ahead = Q(status__in=OPEN_RECORD_STATUSES) | Q(fallback_state=FallbackState.WAITING)
+    if PushRecord.objects.filter(ahead, task_id=task_id).exists():
         return False
     now = clock.now()
     return bool(

@@ -43,6 +43,8 @@ from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, ChannelChooser
 from sharestack_push.notifications.models import PushRecord, PushTask
 from sharestack_push.notifications.types import rules_for
+from sharestack_push.notifications.strategy import first_kinds, plan_first_step
+from sharestack_push.notifications.variants import assign_variant
 
 logger = logging.getLogger(__name__)
 
@@ -261,18 +263,20 @@ class PolicyInputs:
         return self.admit(user_id, kind)
 
 
-def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[PushRecord]:
-    """Build the chunk's records, one per user, channel kind and address.
+def build_records(
+    task: PushTask, user_ids: list[str], now: datetime, kinds: list[str] | None = None
+) -> list[PushRecord]:
+    """Build the chunk's records of the given channel kinds, by default the first ones.
 
     A message is counted against the frequency limits only when it would otherwise
     be sent now: one suppressed by a preference, without an address or channel, or
     with a failed rendering takes nothing from the user's limits.
     """
-    kinds = [kind for kind in task.channels if kind in ChannelKind.values]
+    kinds = first_kinds(task) if kinds is None else kinds
     policy = PolicyInputs(task, user_ids, now)
     addresses = load_addresses(user_ids, kinds)
     chooser = ChannelChooser(list(Channel.objects.filter(enabled=True).order_by("priority", "id")))
-    renders = RenderCache()
+    renders = RenderCache(user_ids)
 
     records = []
     for user_id in user_ids:
@@ -291,6 +295,7 @@ def build_records(task: PushTask, user_ids: list[str], now: datetime) -> list[Pu
                     device_id=target.get("device_id"),
                     contact_id=target.get("contact_id"),
                     locale=locale,
+                    variant=assign_variant(task, user_id),
                 )
                 for target in targets
             ]
@@ -321,7 +326,9 @@ def is_sendable(record: PushRecord, chooser: ChannelChooser, renders: RenderCach
     if not chooser.candidates(record):
         record.status, record.reason = RecordStatus.FAILED, Reason.NO_CHANNEL
         return False
-    rendered = renders.get(task, record.channel_kind, record.locale)
+    rendered = renders.get(
+        task, record.channel_kind, record.locale, record.user_id, record.variant
+    )
     if rendered.failure:
         record.status, record.reason = RecordStatus.FAILED, rendered.failure
         return False
@@ -344,6 +351,7 @@ def create_chunk_records(
     """Write the chunk's records; return (id, channel kind) of those to send now."""
     now = now or clock.now()
     records = build_records(task, user_ids, now)
+    plan_first_step(task, records, now)
     insert_ignoring_conflicts(
         PushRecord, records, ["task", "user_id", "channel_kind", "address"]
     )
@@ -368,6 +376,7 @@ def create_channel_records(task: PushTask) -> list[tuple[int, str]]:
             task=task, channel_kind=channel.kind, channel=channel, provider=channel.provider,
             address_kind=CHANNEL_ADDRESS_KIND, address=f"channel:{channel.pk}",
             locale=django_settings.PUSH_DEFAULT_LOCALE,
+            variant=assign_variant(task, f"channel:{channel.pk}"),
         )
         for channel in Channel.objects.filter(name__in=names)
     ]

@@ -16,7 +16,7 @@ from sharestack_push.notifications.models import NotificationType, PushRecord
 
 class MessageBuilder:
     def __init__(self, records: list[PushRecord]) -> None:
-        self.renders = RenderCache()
+        self.renders = RenderCache({record.user_id for record in records if record.user_id})
         types = {record.task.notification_type for record in records}
         self.marketing_types = set(
             NotificationType.objects.filter(
@@ -31,7 +31,9 @@ class MessageBuilder:
     def build(self, record: PushRecord) -> tuple[OutgoingMessage | None, str]:
         """Return the message, or None and the reason it cannot be rendered."""
         task = record.task
-        rendered = self.renders.get(task, record.channel_kind, record.locale)
+        rendered = self.renders.get(
+            task, record.channel_kind, record.locale, record.user_id, record.variant
+        )
         if rendered.failure:
             return None, rendered.failure
         message = rendered.message

@@ -110,6 +110,9 @@ class NotificationType(models.Model):
         null=True, blank=True,
         help_text="Minimum seconds between two messages of this type to one user.",
     )
+    # Local time of day for a push sent at the "optimal" time to a user whose active
+    # hours are not known yet. Without one, such a push goes at once.
+    default_send_time = models.TimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,6 +164,13 @@ class PushTask(models.Model):
         max_length=8, choices=Priority.choices, default=Priority.NORMAL
     )
     schedule_time = models.DateTimeField(null=True, blank=True)
+    # "optimal": each user's message waits for that user's most active local hour.
+    send_at = models.CharField(max_length=16, blank=True, default="")
+    # {"after": seconds, "unless": "delivered" or "opened"}: try the channel kinds one
+    # at a time per user, the next when the previous fails or stays unconfirmed.
+    fallback = models.JSONField(default=dict, blank=True)
+    # A/B test variants, [{"name", "weight", "content" or "template"}], one per user.
+    variants = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING
     )
@@ -189,6 +199,16 @@ class PushTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notification_type}:{self.notification_id}"
+
+
+class FallbackState(models.TextChoices):
+    NONE = "", "No fallback"
+    # A later channel kind may still be tried for this user.
+    WAITING = "waiting", "Waiting for confirmation"
+    # The next channel kind's records were created.
+    CONTINUED = "continued", "Next channel tried"
+    # Confirmed in time, or another record of the same step decides.
+    STOPPED = "stopped", "Chain stopped"
 
 
 class PushRecord(models.Model):
@@ -234,6 +254,18 @@ class PushRecord(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    # The A/B variant this user was assigned, empty for a task without variants.
+    variant = models.CharField(max_length=64, blank=True, default="")
+    # Position in a fallback chain: 0 for the first channel kind, 1 for the next...
+    fallback_step = models.PositiveSmallIntegerField(default=0)
+    fallback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
+    )
+    fallback_state = models.CharField(
+        max_length=16, choices=FallbackState.choices, blank=True, default=FallbackState.NONE
+    )
+    # When a waiting record's confirmation window closes; set once it is sent or fails.
+    fallback_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -249,6 +281,11 @@ class PushRecord(models.Model):
                 condition=Q(status__in=["deferred", "retrying"]),
             ),
             models.Index(fields=["user_id", "sent_at"]),
+            models.Index(
+                fields=["fallback_due_at"],
+                name="record_fallback_waiting",
+                condition=Q(fallback_state="waiting"),
+            ),
             models.Index(fields=["task", "status"]),
             # Provider callbacks find their record by the id the provider gave.
             models.Index(

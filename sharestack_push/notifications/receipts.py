@@ -11,6 +11,7 @@ from django.db import transaction
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers.base import Receipt, ReceiptEvent
+from preferences.activity import record_activity
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import Reason, RecordStatus
 from sharestack_push.notifications.models import PushRecord
@@ -29,6 +30,8 @@ EVENT_STATUS = {
     ReceiptEvent.OPENED: RecordStatus.OPENED,
     ReceiptEvent.CLICKED: RecordStatus.CLICKED,
 }
+# Events that show the user was active at that moment, for learning active hours.
+ACTIVITY_EVENTS = (ReceiptEvent.OPENED, ReceiptEvent.CLICKED)
 # The time fields an event sets, with those it implies.
 EVENT_TIMES = {
     ReceiptEvent.DELIVERED: ("delivered_at",),
@@ -85,6 +88,8 @@ def apply_receipt(record: PushRecord, receipt: Receipt, when: datetime) -> bool:
             return False
     record.updated_at = clock.now()
     record.save(update_fields=fields)
+    if receipt.event in ACTIVITY_EVENTS and record.user_id:
+        record_activity([(record.user_id, when)])
     return True
 
 

@@ -7,20 +7,28 @@ from channels_app.models import Channel
 from channels_app.providers import provider_class
 from preferences.policy import choose_channels
 from sharestack_push.notifications.constants import ChannelKind, Priority
+from sharestack_push.notifications.fallback import (
+    MAX_AFTER_SECONDS,
+    UNLESS_FIELDS,
+    parse_duration,
+)
 from sharestack_push.notifications.fields import (
     JsonObjectField,
     StrictBooleanField,
     StrictCharField,
+    StrictIntegerField,
     StrictModelSerializer,
     StrictRegexField,
     StrictSerializer,
 )
 from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.strategy import OPTIMAL
 from sharestack_push.notifications.types import rules_for
 from templates.models import PushTemplate
 
 MAX_USER_IDS = 10_000
 MAX_DATA_BYTES = 4096
+MAX_VARIANTS = 10
 USER_ID_FIELD = {"max_length": 64, "allow_blank": False, "trim_whitespace": True}
 
 
@@ -41,6 +49,41 @@ class ContentSerializer(StrictSerializer):
     def validate(self, attrs):
         if not attrs.get("title") and not attrs.get("body"):
             raise serializers.ValidationError({"body": "Give a title or a body."})
+        return attrs
+
+
+class FallbackSerializer(StrictSerializer):
+    after = StrictCharField(
+        help_text="How long a message may stay unconfirmed before the next channel "
+        "kind is tried: a number with s, m or h, such as 30s, 10m or 2h.",
+    )
+    unless = serializers.ChoiceField(
+        choices=list(UNLESS_FIELDS), default="delivered",
+        help_text="What confirms a message in time: delivered, or opened.",
+    )
+
+    def validate_after(self, value: str) -> int:
+        seconds = parse_duration(value)
+        if seconds is None:
+            raise serializers.ValidationError(
+                f"{value!r} is not a duration; use a number with s, m or h, such as 10m."
+            )
+        if seconds > MAX_AFTER_SECONDS:
+            raise serializers.ValidationError("Must be at most 7 days (168h).")
+        return seconds
+
+
+class VariantSerializer(StrictSerializer):
+    name = StrictRegexField(r"^[\w.-]+$", max_length=64)
+    weight = StrictIntegerField(min_value=1, max_value=10_000)
+    template = StrictCharField(max_length=100, required=False)
+    content = ContentSerializer(required=False)
+
+    def validate(self, attrs):
+        if ("template" in attrs) == ("content" in attrs):
+            raise serializers.ValidationError(
+                {"content": "Give exactly one of template or content."}
+            )
         return attrs
 
 
@@ -89,6 +132,20 @@ class PushSerializer(StrictSerializer):
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     schedule_time = AwareDateTimeField(required=False, allow_null=True)
+    send_at = serializers.ChoiceField(
+        choices=[OPTIMAL], required=False,
+        help_text="optimal: deliver at each user's next most active local hour within "
+        "24 hours, or at the type's default send time when no activity is known.",
+    )
+    fallback = FallbackSerializer(
+        required=False,
+        help_text="Try the channel kinds one at a time per user, in the order given.",
+    )
+    variants = VariantSerializer(
+        many=True, required=False, min_length=2, max_length=MAX_VARIANTS,
+        help_text="A/B test: each user gets one variant, chosen by a stable hash of "
+        "notification_id and user_id with these weights. Replaces template and content.",
+    )
 
     def validate_channels(self, value):
         if len(set(value)) != len(value):
@@ -165,23 +222,49 @@ class PushSerializer(StrictSerializer):
             errors["user_id"] = (
                 "The named channels address a group; drop the users or add channel kinds."
             )
-        has_template, has_content = "template" in attrs, "content" in attrs
-        if has_template == has_content:
-            errors["template"] = "Give exactly one of template or content."
-        elif has_template:
-            # A missing variable is not checked here: the record fails at rendering
-            # with template_variable_missing:<name>, as the API contract states.
-            exists = PushTemplate.objects.filter(
-                name=attrs["template"], channel__in=self.template_kinds(attrs), is_active=True
-            ).exists()
-            if not exists:
-                errors["template"] = (
-                    f"No active template named {attrs['template']!r} for channels "
-                    f"{', '.join(attrs.get('channels', []))}."
-                )
+        errors.update(self.content_errors(attrs))
+        if "fallback" in attrs and len(kinds) < 2:
+            errors["fallback"] = "A fallback needs at least two channel kinds in channels."
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+    def content_errors(self, attrs) -> dict[str, str]:
+        has_template, has_content = "template" in attrs, "content" in attrs
+        if "variants" in attrs:
+            if has_template or has_content:
+                return {"variants": "Give template or content in each variant, not beside them."}
+            names = [entry["name"] for entry in attrs["variants"]]
+            if len(set(names)) != len(names):
+                return {"variants": "Give each variant a different name."}
+            errors = {}
+            for index, entry in enumerate(attrs["variants"]):
+                if "template" in entry:
+                    problem = self.template_problem(entry["template"], attrs)
+                    if problem:
+                        errors[f"variants[{index}].template"] = problem
+            return errors
+        if has_template == has_content:
+            return {"template": "Give exactly one of template or content."}
+        if has_template:
+            problem = self.template_problem(attrs["template"], attrs)
+            if problem:
+                return {"template": problem}
+        return {}
+
+    def template_problem(self, name: str, attrs) -> str:
+        # A missing variable is not checked here: the record fails at rendering
+        # with template_variable_missing:<name>, as the API contract states.
+        exists = PushTemplate.objects.filter(
+            name=name, channel__in=self.template_kinds(attrs), is_active=True
+        ).exists()
+        if exists:
+            return ""
+        return (
+            f"No active template named {name!r} for channels "
+            f"{', '.join(attrs.get('channels', []))}."
+        )
 
 
 class PushAcceptedSerializer(StrictSerializer):
@@ -200,6 +283,7 @@ class PushRecordSerializer(StrictModelSerializer):
             "id", "user_id", "channel", "channel_name", "provider", "status", "reason",
             "attempts", "next_attempt_at", "provider_message_id", "error_message",
             "sent_at", "delivered_at", "opened_at", "clicked_at", "created_at",
+            "variant", "fallback_step", "fallback_of", "fallback_state",
         ]
 
 
@@ -208,6 +292,6 @@ class PushTaskSerializer(StrictModelSerializer):
         model = PushTask
         fields = [
             "id", "notification_id", "notification_type", "target", "user_id", "channels",
-            "priority", "schedule_time", "status", "created_at", "dispatched_at",
-            "completed_at",
+            "priority", "schedule_time", "send_at", "status", "created_at",
+            "dispatched_at", "completed_at",
         ]

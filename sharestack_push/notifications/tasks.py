@@ -1,7 +1,7 @@
 """Celery jobs: thin wrappers that load ids and call the pipeline's functions."""
 from celery import shared_task
 
-from sharestack_push.notifications import clock, dispatch, scheduler
+from sharestack_push.notifications import clock, dispatch, fallback, scheduler
 from sharestack_push.notifications.delivery import send_records
 
 
@@ -37,8 +37,12 @@ def release_due_work() -> dict[str, int]:
     now = clock.now()
     tasks = scheduler.release_scheduled_tasks(now, enqueue_dispatch)
     records = scheduler.release_due_records(now, enqueue_send)
+    fallbacks = fallback.release_due_fallbacks(now, enqueue_send)
     stale = scheduler.recover_stale_sending(now)
-    return {"tasks": len(tasks), "records": len(records), "stale": stale}
+    return {
+        "tasks": len(tasks), "records": len(records), "fallbacks": len(fallbacks),
+        "stale": stale,
+    }
 
 
 @shared_task(name="notifications.finish_tasks")

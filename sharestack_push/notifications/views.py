@@ -25,6 +25,7 @@ from sharestack_push.notifications.serializers import (
     PushTaskSerializer,
 )
 from sharestack_push.notifications.tasks import enqueue_dispatch
+from sharestack_push.notifications.variants import variant_counts
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ def task_from_request(data: dict, api_key) -> PushTask:
         options=data.get("options") or {},
         priority=data["priority"],
         schedule_time=schedule_time,
+        send_at=data.get("send_at", ""),
+        fallback=data.get("fallback") or {},
+        variants=[dict(entry) for entry in data.get("variants", [])],
         status=TaskStatus.SCHEDULED if schedule_time and schedule_time > now else TaskStatus.PENDING,
     )
 
@@ -135,6 +139,11 @@ class PushStatusView(ApiView):
                     help_text="Record count per channel kind and status.",
                 ),
                 "total": serializers.IntegerField(),
+                "variants": serializers.DictField(
+                    child=serializers.DictField(child=serializers.IntegerField()),
+                    help_text="Per A/B variant, records and how many were sent, "
+                    "delivered, opened and clicked; empty without variants.",
+                ),
                 "records": inline_serializer(
                     "PushRecordPage",
                     {
@@ -159,6 +168,7 @@ class PushStatusView(ApiView):
                 "task": PushTaskSerializer(task).data,
                 "counts": counts,
                 "total": total,
+                "variants": variant_counts(task),
                 "records": {
                     "count": paginator.page.paginator.count,
                     "next": paginator.get_next_link(),
@@ -196,3 +206,33 @@ class PushCancelView(ApiView):
             )
         logger.info("push: cancelled task %s, %s records stopped", task.pk, stopped)
         return Response(accepted_body(task))
+
+
+class VariantStatsQuerySerializer(serializers.Serializer):
+    variant_of = serializers.UUIDField(help_text="The id of a task with A/B variants.")
+
+
+class VariantStatsView(ApiView):
+    required_scope = Scope.PUSH
+    allowed_query_params = ("variant_of",)
+
+    @extend_schema(
+        parameters=[VariantStatsQuerySerializer],
+        summary="Per-variant counts of an A/B test",
+        description="Counts records per variant and how many reached each stage. A "
+        "stage counts records that reached it or a later one: a click is also an open.",
+        responses=inline_serializer(
+            "VariantStats",
+            {
+                "task": serializers.UUIDField(),
+                "variants": serializers.DictField(
+                    child=serializers.DictField(child=serializers.IntegerField())
+                ),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        query = VariantStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        task = get_object_or_404(visible_tasks(request), pk=query.validated_data["variant_of"])
+        return Response({"task": str(task.pk), "variants": variant_counts(task)})

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from channels_app.models import Channel
+from channels_app.models import Channel, Contact
 from sharestack_push.celery import app as celery_app
 from sharestack_push.notifications.models import NotificationType, PushRecord
 from tests.notifications.conftest import PUSH_URL, add_app_user
@@ -141,3 +141,38 @@ def test_min_interval_deferral_released_by_beat(worker, fcm_server, push_client)
     assert second.sent_at >= release_at
     assert [request.message["notification"]["title"] for request in fcm_server.requests] == [
         "first", "second"]
+
+
+@pytest.mark.worker
+def test_fallback_through_real_worker(worker, fcm_server, smtp_server, push_client):
+    fcm_server.clear_requests()
+    Channel.objects.create(
+        name="fcm", kind="app", provider="fcm",
+        config={"project_id": fcm_server.project_id, "base_url": fcm_server.base_url},
+        credentials={"service_account": fcm_server.service_account},
+    )
+    Channel.objects.create(
+        name="smtp", kind="email", provider="smtp",
+        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
+                "from_email": "noreply@sharestack.example"},
+    )
+    add_app_user("wanda", "tok-fallback")
+    Contact.objects.create(user_id="wanda", kind="email", address="wanda@example.com")
+
+    response = push_client.post(PUSH_URL, {
+        "notification_id": "fallback", "notification_type": "order", "user_id": "wanda",
+        "channels": ["app", "email"], "content": {"title": "Code", "body": "Your code"},
+        "fallback": {"after": "2s"},
+    }, format="json")
+    assert response.status_code == 202
+
+    def email_sent():
+        return PushRecord.objects.filter(channel_kind="email", status="sent").exists()
+
+    assert wait_for(email_sent), worker.read_text()[-3000:]
+    app = PushRecord.objects.get(channel_kind="app")
+    email = PushRecord.objects.get(channel_kind="email")
+    assert email.sent_at >= app.sent_at + timedelta(seconds=2)
+    assert email.fallback_of_id == app.pk
+    assert [mail.rcpt_tos for mail in smtp_server.mails] == [["wanda@example.com"]]
+    assert len(fcm_server.requests) == 1
