@@ -22,6 +22,7 @@ from preferences.policy import (
     local_day_start,
     resolve_settings,
 )
+from preferences.sms_opt_out import marketing_sms_opt_outs
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import insert_ignoring_conflicts
 from sharestack_push.notifications.constants import (
@@ -154,10 +155,20 @@ class PolicyInputs:
     def __init__(self, task: PushTask, user_ids: list[str], now: datetime) -> None:
         self.task = task
         self.now = now
+        self.user_ids = user_ids
         self.profiles = load_profiles(user_ids)
         self.rows = load_preference_rows(user_ids)
         self.counts = load_counters(task, user_ids, self.profiles, self.rows, now)
         self.fallback = default_profile()
+        self._sms_opted_out: set[str] | None = None
+
+    def sms_opted_out(self) -> set[str]:
+        """Return the users who replied STOP, when the task's type is marketing."""
+        if self._sms_opted_out is None:
+            self._sms_opted_out = marketing_sms_opt_outs(
+                self.task.notification_type, self.user_ids
+            )
+        return self._sms_opted_out
 
     def locale(self, user_id: str) -> str:
         return self.profiles.get(user_id, self.fallback)[1]
@@ -165,6 +176,8 @@ class PolicyInputs:
     def decide(self, user_id: str, kind: str) -> Decision:
         """Ask the policy engine about one message of the task to one user on a kind."""
         task = self.task
+        if kind == ChannelKind.SMS and user_id in self.sms_opted_out():
+            return Decision(Action.SUPPRESS, Reason.SMS_OPTED_OUT)
         profile = self.profiles.get(user_id, self.fallback)[0]
         settings = resolve_settings(
             profile, self.rows.get(user_id, []), task.notification_type, kind
