@@ -1,9 +1,11 @@
-"""One endpoint per channel for the provider's status reports and events.
+"""One endpoint per channel for the provider's status reports, events and SMS replies.
 
 Providers are configured to call `/api/v1/callbacks/<channel id>`. The channel's
 adapter checks the signature or secret and parses the report; the records it names
-move forward. A bad signature gets 403 and changes nothing. A report about an unknown
-message is logged and gets 200, so the provider does not send it again.
+move forward. A reply with an opt-out keyword such as STOP turns off marketing SMS for
+the users at that number, and an opt-in keyword such as START turns it back on. A bad
+signature gets 403 and changes nothing. A report about an unknown message, or a reply
+from an unknown number, is logged and gets 200, so the provider does not send it again.
 """
 import logging
 
@@ -13,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from channels_app.models import Channel
 from channels_app.providers.base import CallbackRejected
+from preferences.sms_opt_out import apply_replies
 from sharestack_push.notifications.delivery import provider_for
 from sharestack_push.notifications.receipts import apply_receipts
 
@@ -44,4 +47,8 @@ def provider_callback(request: HttpRequest, channel_id: int) -> HttpResponse:
     changed = apply_receipts(channel, result.receipts)
     logger.info("%s: callback for channel %s carried %d receipts, %d records changed",
                 channel.provider, channel.pk, len(result.receipts), changed)
+    if result.replies:
+        users = apply_replies(channel, result.replies)
+        logger.info("%s: callback for channel %s carried %d replies, %d users changed",
+                    channel.provider, channel.pk, len(result.replies), users)
     return result.response if result.response is not None else HttpResponse(status=200)

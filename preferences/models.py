@@ -22,6 +22,13 @@ class UserProfile(models.Model):
     daily_limit = models.PositiveIntegerField(null=True, blank=True)
     # What the platform stores about the user for templates (`{{ user.name }}`).
     attributes = models.JSONField(default=dict, blank=True)
+    # Set when the user's number replied an opt-out keyword such as STOP, cleared by
+    # an opt-in keyword such as START. It suppresses SMS of every marketing type,
+    # including types created after the reply.
+    marketing_sms_opt_out = models.BooleanField(default=False)
+    # When the latest opt-out or opt-in keyword was sent. A reply sent earlier that
+    # arrives later, such as a provider's retried push, changes nothing.
+    marketing_sms_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

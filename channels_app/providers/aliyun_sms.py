@@ -18,9 +18,11 @@ which takes a sign name and parameters per number (at most 100 numbers). Aliyun
 returns one Code and one BizId for a whole request, so every record of a request
 shares its BizId and the status report names the number.
 
-Status reports: configure the console's HTTP batch push ("HTTP批量推送") to
+Status reports and replies: configure the console's HTTP batch push
+("HTTP批量推送") of SmsReport and of SmsUp (上行短信) to
 `<callback URL>?token=<credentials.callback_token>`. Aliyun does not sign these
-reports, so the adapter rejects any report whose token does not match.
+pushes, so the adapter rejects any push whose token does not match. Both arrive as
+JSON arrays: a status report has biz_id, a reply has content and no biz_id.
 """
 
 import base64
@@ -43,6 +45,7 @@ from channels_app.providers.base import (
     Provider,
     Receipt,
     ReceiptEvent,
+    Reply,
     SendResult,
 )
 from channels_app.providers.sms_common import (
@@ -361,7 +364,7 @@ class AliyunSmsProvider(Provider):
             for m in messages
         ]
 
-    # Status reports
+    # Status reports and replies
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         check_callback_token(request, self.credentials)
@@ -375,18 +378,30 @@ class AliyunSmsProvider(Provider):
                     {"code": 1, "msg": "the body must be a JSON array"}, status=400
                 )
             )
-        receipts = [
-            receipt
-            for report in reports
-            if isinstance(report, dict)
-            for receipt in self._receipts(report)
-        ]
+        items = [item for item in reports if isinstance(item, dict)]
+        receipts = [receipt for item in items for receipt in self._receipts(item)]
+        replies = [reply for item in items if (reply := self._reply(item))]
         return CallbackResult(
             receipts,
             JsonResponse(
                 {"code": 0, "msg": "接收成功"},
                 json_dumps_params={"ensure_ascii": False},
             ),
+            replies,
+        )
+
+    @staticmethod
+    def _reply(item: dict[str, Any]) -> Reply | None:
+        """Parse one SmsUp item: phone_number, content, send_time, sign_name, ..."""
+        if "biz_id" in item or "content" not in item:
+            return None
+        addresses = e164_candidates(str(item.get("phone_number") or ""))
+        if not addresses:
+            return None
+        return Reply(
+            addresses=tuple(addresses),
+            text=str(item["content"] or ""),
+            received_at=china_time(item.get("send_time")),
         )
 
     @staticmethod

@@ -70,6 +70,10 @@ class SendResult:
     # INVALID_ADDRESS only: when the provider learnt the address was dead (APNs gives
     # it with 410). A device registered again after this moment stays active.
     invalid_since: datetime | None = None
+    # The provider rejects this number because its owner opted out, for example by
+    # replying STOP to Twilio. The pipeline turns off marketing SMS for the number
+    # and keeps the contact active.
+    recipient_opted_out: bool = False
 
 
 class ReceiptEvent(str, Enum):
@@ -95,11 +99,24 @@ class Receipt:
     invalid_address: bool = False
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A text message that a recipient sent back to the channel's number or signature."""
+
+    # The sender's possible E.164 numbers. Usually one, but Aliyun reports mainland
+    # numbers without the country code, so its 11-digit numbers starting with 1
+    # could also be North American.
+    addresses: tuple[str, ...]
+    text: str
+    received_at: datetime | None = None
+
+
 @dataclass
 class CallbackResult:
     receipts: list[Receipt] = field(default_factory=list)
     # The exact response the provider expects. None sends an empty 200.
     response: HttpResponse | None = None
+    replies: list[Reply] = field(default_factory=list)
 
 
 class CallbackRejected(Exception):
@@ -208,6 +225,9 @@ class Provider:
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         """Check and parse one callback request from the provider.
+
+        Status reports become receipts, and text messages that recipients sent to
+        the channel's number become replies.
 
         Raises CallbackRejected when a signature or secret does not match. Adapters
         whose provider sends no callbacks keep this default, and the endpoint returns 404.

@@ -17,9 +17,11 @@ Messages that share template, sign name and parameters go out in one request of 
 most 200 numbers. Tencent returns a status and a SerialNo for each number, and
 the billed part count as Fee.
 
-Status callbacks: set the console's status report URL to
-`<callback URL>?token=<credentials.callback_token>`. Tencent does not sign these
-reports, so the adapter rejects any report whose token does not match.
+Status callbacks and replies: set the console's status report URL and its reply
+(短信回复) URL to `<callback URL>?token=<credentials.callback_token>`. Tencent does
+not sign these callbacks, so the adapter rejects any callback whose token does not
+match. Status reports arrive as a JSON array of objects with sid, a reply as one
+JSON object with mobile, nationcode and text.
 """
 
 import hashlib
@@ -41,6 +43,7 @@ from channels_app.providers.base import (
     Provider,
     Receipt,
     ReceiptEvent,
+    Reply,
     SendResult,
 )
 from channels_app.providers.sms_common import (
@@ -156,6 +159,21 @@ def tc3_signature(
     for part in (date, service, "tc3_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def is_reply(item: dict[str, Any]) -> bool:
+    """Tell a reply callback from a status report, which has sid instead."""
+    return bool(item.get("mobile")) and "text" in item and "sid" not in item
+
+
+def unix_time(value: Any) -> datetime | None:
+    """Parse Unix seconds; None when missing or malformed."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 class TencentSmsProvider(Provider):
@@ -381,26 +399,44 @@ class TencentSmsProvider(Provider):
             for m in messages
         ]
 
-    # Status reports
+    # Status reports and replies
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
         check_callback_token(request, self.credentials)
         try:
-            reports = json.loads(request.body)
+            body = json.loads(request.body)
         except ValueError:
-            reports = None
-        if not isinstance(reports, list):
+            body = None
+        if isinstance(body, dict) and is_reply(body):
+            body = [body]
+        if not isinstance(body, list):
             return CallbackResult(
                 response=JsonResponse(
-                    {"result": 1, "errmsg": "the body must be a JSON array"}, status=400
+                    {
+                        "result": 1,
+                        "errmsg": "the body must be a JSON array of status reports "
+                        "or a reply object",
+                    },
+                    status=400,
                 )
             )
-        receipts = [
-            self._receipt(report)
-            for report in reports
-            if isinstance(report, dict) and report.get("sid")
-        ]
-        return CallbackResult(receipts, JsonResponse({"result": 0, "errmsg": "OK"}))
+        items = [item for item in body if isinstance(item, dict)]
+        receipts = [self._receipt(item) for item in items if item.get("sid")]
+        replies = [self._reply(item) for item in items if is_reply(item)]
+        return CallbackResult(
+            receipts, JsonResponse({"result": 0, "errmsg": "OK"}), replies
+        )
+
+    @staticmethod
+    def _reply(item: dict[str, Any]) -> Reply:
+        """Parse one reply callback: mobile, nationcode, text, time, sign, extend."""
+        mobile = str(item["mobile"]).strip().removeprefix("+")
+        nationcode = str(item.get("nationcode") or "").strip().removeprefix("+")
+        return Reply(
+            addresses=(f"+{nationcode}{mobile}",),
+            text=str(item.get("text") or ""),
+            received_at=unix_time(item.get("time")),
+        )
 
     @staticmethod
     def _receipt(report: dict[str, Any]) -> Receipt:

@@ -5,6 +5,10 @@ over the SDK's pooled requests session. The text is message.body, plus an opt-ou
 line in the message's locale for marketing. Each message names this channel's
 callback URL as StatusCallback, so Twilio reports delivery there.
 
+Set the same URL as the number's (or Messaging Service's) incoming message webhook:
+replies such as STOP and START then arrive there as well. The response is empty
+TwiML, so Twilio sends nothing back beyond its own opt-out confirmation.
+
 The client ignores TWILIO_REGION and TWILIO_EDGE: they would rewrite the API host,
 and with it a configured base_url, into another region's host name.
 """
@@ -14,7 +18,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import (
@@ -24,6 +28,7 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 
 from channels_app.providers.base import (
     CallbackRejected,
@@ -33,6 +38,7 @@ from channels_app.providers.base import (
     Provider,
     Receipt,
     ReceiptEvent,
+    Reply,
     SendResult,
 )
 from channels_app.providers.sms_common import check_concurrency, run_concurrently
@@ -52,7 +58,10 @@ ERROR_CODES: dict[int, Outcome] = {
     21601: Outcome.CONFIGURATION,  # From is not an SMS-capable number of the account
     21606: Outcome.CONFIGURATION,  # From number cannot send SMS
     21608: Outcome.PERMANENT,  # trial accounts send only to verified numbers
-    21610: Outcome.INVALID_ADDRESS,  # recipient replied STOP
+    # The recipient replied STOP, so Twilio rejects every message to it until START.
+    # The number still works: the pipeline turns off marketing SMS for it instead of
+    # deactivating the contact.
+    21610: Outcome.PERMANENT,
     21612: Outcome.PERMANENT,  # no route between From and To
     21614: Outcome.INVALID_ADDRESS,  # To is not a mobile number
     21635: Outcome.INVALID_ADDRESS,  # To is a landline
@@ -63,12 +72,25 @@ ERROR_CODES: dict[int, Outcome] = {
     30006: Outcome.INVALID_ADDRESS,  # landline or unreachable carrier
     30007: Outcome.PERMANENT,  # filtered as spam by the carrier
 }
+# Send errors that mean the recipient opted out of messages from this sender.
+OPTED_OUT_CODES = frozenset({21610})
 # Delivery failures in a status callback that mean the number cannot take SMS.
 DEAD_NUMBER_CODES = frozenset({"30003", "30005", "30006"})
 DELIVERED_STATUSES = frozenset({"delivered"})
 # Read receipts, which WhatsApp and RCS messages can report.
 READ_STATUSES = frozenset({"read"})
 FAILED_STATUSES = frozenset({"undelivered", "failed"})
+
+
+def is_incoming_message(form: Any) -> bool:
+    """Tell Twilio's incoming message webhook from a status callback.
+
+    Status callbacks carry MessageStatus. An incoming message carries Body and
+    reports SmsStatus "received".
+    """
+    if form.get("MessageStatus"):
+        return False
+    return "Body" in form or form.get("SmsStatus") == "received"
 
 
 class HeaderRecordingHttpClient(TwilioHttpClient):
@@ -205,11 +227,16 @@ class TwilioProvider(Provider):
             error_message=str(error.msg)[:500],
             retry_after=self._http_client.retry_after(),
             response_data={"status": error.status},
+            recipient_opted_out=code in OPTED_OUT_CODES,
         )
 
-    # Status callbacks
+    # Status callbacks and incoming messages
 
     def handle_callback(self, request: HttpRequest) -> CallbackResult:
+        """Check the signature, then parse a status callback or an incoming message.
+
+        Raises CallbackRejected when X-Twilio-Signature does not match.
+        """
         # Twilio signs the URL it called. Behind a reverse proxy that is the public
         # URL, not the host and scheme this process receives.
         url = settings.PUSH_PUBLIC_BASE_URL + request.get_full_path()
@@ -222,8 +249,18 @@ class TwilioProvider(Provider):
             url, request.POST, signature, algorithm
         ):
             raise CallbackRejected("X-Twilio-Signature does not match")
+        if is_incoming_message(request.POST):
+            return self._incoming(request.POST)
         receipt = self._receipt(request.POST)
         return CallbackResult([receipt] if receipt else [])
+
+    @staticmethod
+    def _incoming(form: Any) -> CallbackResult:
+        """Turn an incoming message into a reply, and respond with empty TwiML."""
+        sender = form.get("From", "")
+        replies = [Reply((sender,), form.get("Body", ""))] if sender else []
+        response = HttpResponse(str(MessagingResponse()), content_type="text/xml")
+        return CallbackResult(replies=replies, response=response)
 
     def _signing_key(self, settings_header: str | None) -> tuple[str, str]:
         """Return the key and algorithm a callback was signed with.

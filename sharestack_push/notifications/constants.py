@@ -60,6 +60,9 @@ class Reason:
 
     ALL_DISABLED = "all_disabled"
     PREFERENCE_DISABLED = "preference_disabled"
+    # The number's owner replied with an opt-out keyword such as STOP, which
+    # suppresses marketing SMS, or the provider rejected the number for that reason.
+    SMS_OPTED_OUT = "sms_opted_out"
     QUIET_HOURS = "quiet_hours"
     FREQUENCY_LIMIT = "frequency_limit"
     # The type's minimum interval between two messages to one user has not passed.

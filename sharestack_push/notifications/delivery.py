@@ -23,6 +23,7 @@ from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 from channels_app.ratelimit import limiter
 from channels_app.sms import sms_length
+from preferences.sms_opt_out import opt_out_numbers
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import update_fields
 from sharestack_push.notifications.constants import ChannelKind, Reason, RecordStatus
@@ -221,6 +222,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
 
     dead_devices: list[tuple[int, datetime | None]] = []
     dead_contacts: list[int] = []
+    opted_out_numbers: list[str] = []
     while pending:
         channel_id = next(iter(pending))
         attempts = pending.pop(channel_id)
@@ -255,6 +257,9 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
                     dead_devices.append((record.device_id, result.invalid_since))
                 if record.contact_id:
                     dead_contacts.append(record.contact_id)
+            if result.recipient_opted_out:
+                record.reason = Reason.SMS_OPTED_OUT
+                opted_out_numbers.append(record.address)
         logger.info(
             "%s: channel %s sent %d of %d records (%s)", channel.provider, channel.pk,
             outcomes[Outcome.SENT], len(attempts),
@@ -264,6 +269,8 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
 
     update_fields(PushRecord, records, RESULT_FIELDS)
     deactivate(dead_devices, dead_contacts, now)
+    if opted_out_numbers:
+        opt_out_numbers(opted_out_numbers, now)
     counts: dict[str, int] = defaultdict(int)
     for record in records:
         counts[record.status] += 1

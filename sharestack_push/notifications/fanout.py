@@ -31,6 +31,7 @@ from preferences.policy import (
     resolve_settings,
     screen,
 )
+from preferences.sms_opt_out import marketing_sms_opt_outs
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.bulk import insert_ignoring_conflicts
 from sharestack_push.notifications.constants import (
@@ -191,11 +192,21 @@ class PolicyInputs:
         self.task = task
         self.now = now
         self.rules = rules_for(task.notification_type)
+        self.user_ids = user_ids
         self.profiles = load_profiles(user_ids)
         self.rows = load_preference_rows(user_ids)
         self.histories = load_history(task, user_ids, self.profiles, self.rows, self.rules, now)
         self.fallback = default_profile()
         self.counter = frequency_counter()
+        self._sms_opted_out: set[str] | None = None
+
+    def sms_opted_out(self) -> set[str]:
+        """Return the users who replied STOP, when the task's type is marketing."""
+        if self._sms_opted_out is None:
+            self._sms_opted_out = marketing_sms_opt_outs(
+                self.task.notification_type, self.user_ids
+            )
+        return self._sms_opted_out
 
     def locale(self, user_id: str) -> str:
         return self.profiles.get(user_id, self.fallback)[1]
@@ -211,6 +222,8 @@ class PolicyInputs:
 
     def screen(self, user_id: str, kind: str) -> Decision:
         """Apply opt-outs and quiet hours to one message. SEND means limits are next."""
+        if kind == ChannelKind.SMS and user_id in self.sms_opted_out():
+            return Decision(Action.SUPPRESS, Reason.SMS_OPTED_OUT)
         return screen(
             self.settings(user_id, kind), self.task.priority, self.zone(user_id), self.now,
             self.rules,

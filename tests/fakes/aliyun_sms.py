@@ -8,6 +8,9 @@ numbers) and ``SendBatchSms`` (at most 100, with a sign name and parameters each
 
 Outcomes are scripted per number as it appears on the wire (``13800000000``). One
 failing number fails the whole request with its Code, as Aliyun does.
+
+``sms_up()`` builds one item of the SmsUp HTTP batch push, which Aliyun posts as a
+JSON array when a recipient replies to a message.
 """
 
 from __future__ import annotations
@@ -145,6 +148,19 @@ class FakeAliyunSms(FakeHttpServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    def sms_up(
+        self, number: str, content: str, send_time: str = "2026-06-10 12:00:00"
+    ) -> dict[str, Any]:
+        """Build one SmsUp item; the number is in wire form, mainland without +86."""
+        return {
+            "phone_number": number,
+            "send_time": send_time,
+            "content": content,
+            "sign_name": "分享栈",
+            "dest_code": "1234",
+            "sequence_id": next(self._biz_ids),
+        }
 
     @staticmethod
     def _error(code: str, message: str, status: int) -> web.Response:

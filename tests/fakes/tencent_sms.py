@@ -10,6 +10,9 @@ per number or Response.Error.
 Outcomes are scripted per number in E.164 form. A code that concerns one number
 (a per-number limit, a bad number) appears in that number's SendStatusSet entry.
 Any other code fails the whole request, as Tencent does.
+
+``reply()`` builds the JSON object that Tencent posts to the reply callback URL when
+a recipient replies to a message.
 """
 
 from __future__ import annotations
@@ -131,6 +134,20 @@ class FakeTencentSms(FakeHttpServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    @staticmethod
+    def reply(
+        mobile: str, text: str, nationcode: str = "86", sent: int = 1781064000
+    ) -> dict[str, Any]:
+        """Build a reply callback; sent is the Unix time the recipient replied."""
+        return {
+            "extend": "",
+            "mobile": mobile,
+            "nationcode": nationcode,
+            "sign": "分享栈",
+            "text": text,
+            "time": sent,
+        }
 
     @staticmethod
     def _error(code: str, message: str | None = None) -> web.Response:

@@ -9,6 +9,11 @@ Outcomes are scripted per To number by Twilio error code. ``status_callback()``
 builds the form Twilio posts to a StatusCallback, and ``signature()`` computes its
 X-Twilio-Signature: base64 of HMAC-SHA1 with the AuthToken over the URL followed
 by each parameter name and value, sorted by name.
+
+``incoming_message()`` builds the form Twilio posts to a number's incoming message
+webhook. Like Twilio's default STOP filtering, an opt-out keyword from a number
+makes later sends to it fail with 21610 until the number sends an opt-in keyword.
+Set ``stop_filtering`` to False for an account where Twilio support turned it off.
 """
 
 from __future__ import annotations
@@ -77,6 +82,13 @@ FAILURES: dict[str, TwilioFailure] = {
 }
 
 
+# Twilio's default keywords on long codes; only a message of exactly one counts.
+OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
 def twilio_signature(
     key: str, url: str, params: dict[str, str], algorithm: str = "HMAC_SHA1"
 ) -> str:
@@ -113,6 +125,9 @@ class FakeTwilio(FakeHttpServer):
         self.messages: list[dict[str, Any]] = []
         # Seconds sent as Retry-After with a scripted 429, when set.
         self.retry_after: int | None = None
+        self.stop_filtering = True
+        # Numbers that sent an opt-out keyword and no opt-in keyword since.
+        self.opted_out: set[str] = set()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(
@@ -143,6 +158,32 @@ class FakeTwilio(FakeHttpServer):
         if error_code:
             form["ErrorCode"] = error_code
         return form
+
+    def incoming_message(
+        self, sender: str, body: str, to: str = "+15005550006"
+    ) -> dict[str, str]:
+        """Build the form Twilio posts to the incoming message webhook of `to`."""
+        keyword = body.strip().upper()
+        if keyword in OPT_OUT_KEYWORDS and self.stop_filtering:
+            self.opted_out.add(sender)
+        elif keyword in OPT_IN_KEYWORDS:
+            self.opted_out.discard(sender)
+        sid = "SM" + secrets.token_hex(16)
+        return {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "Body": body,
+            "From": sender,
+            "FromCountry": "US",
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+            "ToCountry": "US",
+        }
 
     def _authorized(self, request: web.Request, account: str) -> bool:
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
@@ -196,6 +237,8 @@ class FakeTwilio(FakeHttpServer):
         if len(senders) != 1:
             return self._invalid(21603, "A 'From' phone number is required.")
         outcome = self.next_outcome(form["To"])
+        if outcome == SUCCESS and form["To"] in self.opted_out:
+            outcome = "21610"
         if outcome != SUCCESS:
             failure = FAILURES[outcome]
             headers = {}

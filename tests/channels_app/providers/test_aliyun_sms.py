@@ -512,3 +512,67 @@ def test_report_without_biz_id_is_skipped(client, channel, sent_sms):
     assert response.status_code == 200
     record.refresh_from_db()
     assert record.status == "sent"
+
+
+# Replies (SmsUp)
+
+
+@pytest.fixture
+def subscriber(db):
+    from channels_app.models import Contact
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="promo", category="marketing")
+    return Contact.objects.create(user_id="li", kind="phone", address="+8613800000001")
+
+
+def opted_out(user_id="li"):
+    from preferences.models import UserProfile
+
+    profile = UserProfile.objects.filter(user_id=user_id).first()
+    return profile is not None and profile.marketing_sms_opt_out
+
+
+def test_reply_r_opts_out(client, fake, channel, subscriber):
+    response = post_reports(client, channel, [fake.sms_up("13800000001", "R")])
+
+    assert response.status_code == 200
+    assert response.json() == {"code": 0, "msg": "接收成功"}
+    assert opted_out()
+
+
+def test_reply_keeps_its_send_time(client, fake, channel, subscriber):
+    from preferences.models import UserProfile
+
+    post_reports(client, channel, [fake.sms_up("13800000001", "退订")])
+
+    profile = UserProfile.objects.get(user_id="li")
+    assert profile.marketing_sms_changed_at.isoformat() == "2026-06-10T04:00:00+00:00"
+
+
+def test_reply_and_report_in_one_push(client, fake, channel, subscriber, sent_sms):
+    record = sent_sms(channel, "9011^0")
+
+    post_reports(
+        client, channel, [report("9011^0"), fake.sms_up("13800000001", "TD")]
+    )
+
+    record.refresh_from_db()
+    assert record.status == "delivered"
+    assert opted_out()
+
+
+def test_reply_with_wrong_token_is_rejected(client, fake, channel, subscriber):
+    response = post_reports(
+        client, channel, [fake.sms_up("13800000001", "R")], token="guess"
+    )
+
+    assert response.status_code == 403
+    assert not opted_out()
+
+
+def test_reply_without_number_is_skipped(client, fake, channel, subscriber):
+    response = post_reports(client, channel, [fake.sms_up("", "R")])
+
+    assert response.status_code == 200
+    assert not opted_out()

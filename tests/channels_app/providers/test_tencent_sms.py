@@ -447,3 +447,84 @@ def test_malformed_number_in_a_batch_deactivates_nobody(provider, fake):
 
     assert {result.outcome for result in results} == {Outcome.PERMANENT}
     assert fake.deliveries == []
+
+
+# Replies
+
+
+@pytest.fixture
+def subscriber(db):
+    from channels_app.models import Contact
+    from sharestack_push.notifications.models import NotificationType
+
+    NotificationType.objects.create(key="promo", category="marketing")
+    return Contact.objects.create(user_id="li", kind="phone", address="+8613800000001")
+
+
+def opted_out(user_id="li"):
+    from preferences.models import UserProfile
+
+    profile = UserProfile.objects.filter(user_id=user_id).first()
+    return profile is not None and profile.marketing_sms_opt_out
+
+
+def test_reply_td_opts_out(client, fake, channel, subscriber):
+    response = post_reports(client, channel, fake.reply("13800000001", "TD"))
+
+    assert response.status_code == 200
+    assert response.json() == {"result": 0, "errmsg": "OK"}
+    assert opted_out()
+
+
+def test_reply_keeps_its_time(client, fake, channel, subscriber):
+    from preferences.models import UserProfile
+
+    post_reports(client, channel, fake.reply("13800000001", "退订"))
+
+    profile = UserProfile.objects.get(user_id="li")
+    assert profile.marketing_sms_changed_at.isoformat() == "2026-06-10T04:00:00+00:00"
+
+
+def test_reply_joins_nation_code(client, fake, channel, db):
+    from channels_app.models import Contact
+
+    Contact.objects.create(user_id="ann", kind="phone", address="+14155550100")
+
+    post_reports(client, channel, fake.reply("4155550100", "STOP", nationcode="1"))
+
+    assert opted_out("ann")
+
+
+def test_reply_in_an_array(client, fake, channel, subscriber):
+    response = post_reports(client, channel, [fake.reply("13800000001", "T")])
+
+    assert response.status_code == 200
+    assert opted_out()
+
+
+def test_reply_with_wrong_token_is_rejected(client, fake, channel, subscriber):
+    response = post_reports(
+        client, channel, fake.reply("13800000001", "TD"), token="status-token-2"
+    )
+
+    assert response.status_code == 403
+    assert not opted_out()
+
+
+def test_object_that_is_no_reply_is_rejected(client, channel, subscriber):
+    response = post_reports(client, channel, {"sid": "2028:1"})
+
+    assert response.status_code == 400
+
+
+def test_reply_with_malformed_time(client, fake, channel, subscriber):
+    from preferences.models import UserProfile
+
+    body = {**fake.reply("13800000001", "TD"), "time": "yesterday"}
+
+    response = post_reports(client, channel, body)
+
+    assert response.status_code == 200
+    profile = UserProfile.objects.get(user_id="li")
+    assert profile.marketing_sms_opt_out is True
+    assert profile.marketing_sms_changed_at is not None

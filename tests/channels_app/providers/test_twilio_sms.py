@@ -2,10 +2,12 @@
 
 import pytest
 
-from channels_app.models import Channel
+from channels_app.models import Channel, Contact
+from preferences.models import UserProfile, UserPushPreference
 from channels_app.providers.base import Outcome, OutgoingMessage
 from channels_app.providers.twilio_sms import ERROR_CODES, TwilioProvider, classify
 from tests.channels_app.providers.conftest import callback_url
+from sharestack_push.notifications.models import NotificationType
 from tests.fakes.twilio import FakeTwilio
 
 # Written from Twilio's error dictionary, independently of the adapter's table.
@@ -20,7 +22,7 @@ EXPECTED_OUTCOMES = {
     21601: Outcome.CONFIGURATION,
     21606: Outcome.CONFIGURATION,
     21608: Outcome.PERMANENT,
-    21610: Outcome.INVALID_ADDRESS,
+    21610: Outcome.PERMANENT,
     21612: Outcome.PERMANENT,
     21614: Outcome.INVALID_ADDRESS,
     21635: Outcome.INVALID_ADDRESS,
@@ -46,6 +48,8 @@ def fake(server):
     server.clear()
     server.messages.clear()
     server.retry_after = None
+    server.stop_filtering = True
+    server.opted_out.clear()
     return server
 
 
@@ -158,6 +162,23 @@ def test_error_code_outcome(provider, fake, code):
 
     assert result.outcome == EXPECTED_OUTCOMES[code]
     assert result.error_code == str(code)
+
+
+def test_unsubscribed_recipient_is_flagged(provider, fake):
+    fake.script(TO, "21610")
+
+    result = send_one(provider)
+
+    assert result.outcome == Outcome.PERMANENT
+    assert result.recipient_opted_out is True
+
+
+def test_other_failures_are_not_opt_outs(provider, fake):
+    fake.script(TO, "21211")
+
+    result = send_one(provider)
+
+    assert result.recipient_opted_out is False
 
 
 def test_rate_limit_is_not_retried_by_sdk(provider, fake):
@@ -411,3 +432,98 @@ def test_unknown_message_answers_200(client, fake, channel):
     response = post_status(client, fake, channel, form)
 
     assert response.status_code == 200
+
+
+# Incoming messages
+
+
+@pytest.fixture
+def subscriber(db):
+    NotificationType.objects.create(key="promo", category="marketing")
+    UserProfile.objects.create(user_id="ann")
+    return Contact.objects.create(user_id="ann", kind="phone", address=TO)
+
+
+def post_incoming(client, fake, channel, body, sender=TO, signature=None):
+    return post_status(
+        client, fake, channel, fake.incoming_message(sender, body), signature
+    )
+
+
+def test_incoming_stop_answers_empty_twiml(client, fake, channel, subscriber):
+    response = post_incoming(client, fake, channel, "STOP")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/xml")
+    assert response.content.decode().endswith("<Response />")
+
+
+def test_incoming_stop_opts_out(client, fake, channel, subscriber):
+    post_incoming(client, fake, channel, "Stop")
+
+    profile = UserProfile.objects.get(user_id="ann")
+    assert profile.marketing_sms_opt_out is True
+    row = UserPushPreference.objects.get(user_id="ann", notification_type="promo")
+    assert (row.channel, row.is_enabled) == ("sms", False)
+
+
+def test_incoming_start_opts_in(client, fake, channel, subscriber):
+    post_incoming(client, fake, channel, "STOP")
+
+    post_incoming(client, fake, channel, "start")
+
+    profile = UserProfile.objects.get(user_id="ann")
+    assert profile.marketing_sms_opt_out is False
+    row = UserPushPreference.objects.get(user_id="ann", notification_type="promo")
+    assert row.is_enabled is True
+
+
+def test_incoming_text_without_keyword(client, fake, channel, subscriber):
+    response = post_incoming(client, fake, channel, "please stop")
+
+    assert response.status_code == 200
+    assert UserProfile.objects.get(user_id="ann").marketing_sms_opt_out is False
+    assert not UserPushPreference.objects.exists()
+
+
+def test_incoming_with_bad_signature(client, fake, channel, subscriber):
+    response = post_incoming(
+        client, fake, channel, "STOP", signature="bm90IGEgc2lnbmF0dXJl"
+    )
+
+    assert response.status_code == 403
+    assert UserProfile.objects.get(user_id="ann").marketing_sms_opt_out is False
+    assert not UserPushPreference.objects.exists()
+
+
+def test_incoming_from_unknown_number(client, fake, channel, subscriber, caplog):
+    caplog.set_level("INFO", logger="preferences.sms_opt_out")
+
+    response = post_incoming(client, fake, channel, "STOP", sender="+14155550199")
+
+    assert response.status_code == 200
+    assert UserProfile.objects.get(user_id="ann").marketing_sms_opt_out is False
+    assert "without an active phone contact" in caplog.text
+    assert "+14155550199" not in caplog.text
+
+
+def test_incoming_without_sender_changes_nothing(client, fake, channel, subscriber):
+    form = {"Body": "STOP", "SmsStatus": "received"}
+
+    response = post_status(client, fake, channel, form)
+
+    assert response.status_code == 200
+    assert UserProfile.objects.get(user_id="ann").marketing_sms_opt_out is False
+
+
+def test_status_callback_is_not_incoming(client, fake, channel, sent_sms):
+    sid = send_for_record(fake, channel)
+    record = sent_sms(channel, sid, TO)
+    form = {**fake.status_callback(sid, "delivered"), "Body": "STOP"}
+
+    response = post_status(client, fake, channel, form)
+
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.status == "delivered"
+    assert not UserProfile.objects.filter(marketing_sms_opt_out=True).exists()
