@@ -90,6 +90,12 @@ class Output:
 
 def start(name: str, argv: list[str], output: Output) -> Child:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Links in messages and callback checks use the address this web server listens on,
+    # unless the environment names a public address.
+    environment.setdefault(
+        "PUSH_PUBLIC_BASE_URL",
+        f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}",
+    )
     # A new session per child: Ctrl-C reaches only this script, which then stops the
     # children in order, and a stuck child can be killed with its pool processes.
     process = subprocess.Popen(

@@ -17,6 +17,9 @@ from django.template.base import FilterExpression, VariableNode
 from django.template.defaulttags import ForNode, IfNode, WithNode
 
 ENGINE = Engine(autoescape=False, string_if_invalid="")
+# Loops over large variables can render far more than any provider accepts
+# (the largest, email, is limited to a few MB by most servers).
+MAX_RENDERED_CHARS = 1_000_000
 # The context variable that contains the recipient's profile attributes.
 USER_VARIABLE = "user"
 USER_PREFIX = USER_VARIABLE + "."
@@ -231,4 +234,9 @@ def render_template(
     html = ""
     if html_template:
         html = ENGINE.from_string(html_template).render(Context(values, autoescape=True))
+    size = len(title) + len(body) + len(html)
+    if size > MAX_RENDERED_CHARS:
+        raise ValueError(
+            f"the rendered message has {size} characters; at most {MAX_RENDERED_CHARS} are sent"
+        )
     return RenderedMessage(title=title.strip(), body=body.strip(), data=data, html=html.strip())

@@ -1,3 +1,5 @@
+import re
+
 from rest_framework import serializers
 
 from sharestack_push.notifications.fields import (
@@ -7,6 +9,10 @@ from sharestack_push.notifications.fields import (
 )
 from templates.models import PushTemplate
 from templates.rendering import parse_variables, source_problems, template_strings
+
+
+# A BCP 47 style language tag: a 2-3 letter language, then subtags of 2-8 letters or digits.
+LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 class PushTemplateSerializer(StrictModelSerializer):
@@ -32,6 +38,13 @@ class PushTemplateSerializer(StrictModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["version", "created_at", "updated_at"]
+
+    def validate_locale(self, value):
+        if value and not LOCALE.fullmatch(value):
+            raise serializers.ValidationError(
+                "Must be a language tag such as zh-hans or en-us, or empty for any locale."
+            )
+        return value.lower()
 
     def validate_variables(self, value):
         try:

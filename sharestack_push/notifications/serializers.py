@@ -177,9 +177,13 @@ class PushSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 f"Unknown channel kinds: {', '.join(unknown)}; use {', '.join(ChannelKind.values)}."
             )
-        for kind, settings in value.items():
-            if not isinstance(settings, dict):
-                raise serializers.ValidationError(f"options.{kind} must be an object.")
+        errors = {
+            kind: ["Must be an object."]
+            for kind, settings in value.items()
+            if not isinstance(settings, dict)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
         return value
 
     @staticmethod
@@ -276,6 +280,9 @@ class PushAcceptedSerializer(StrictSerializer):
 class PushRecordSerializer(StrictModelSerializer):
     channel = StrictCharField(source="channel_kind")
     channel_name = StrictCharField(source="channel.name", default=None)
+    failover = serializers.SerializerMethodField(
+        help_text="The channels that failed before the one that sent, in order."
+    )
 
     class Meta:
         model = PushRecord
@@ -283,8 +290,12 @@ class PushRecordSerializer(StrictModelSerializer):
             "id", "user_id", "channel", "channel_name", "provider", "status", "reason",
             "attempts", "next_attempt_at", "provider_message_id", "error_message",
             "sent_at", "delivered_at", "opened_at", "clicked_at", "created_at",
-            "variant", "fallback_step", "fallback_of", "fallback_state",
+            "variant", "fallback_step", "fallback_of", "fallback_state", "failover",
+            "segments",
         ]
+
+    def get_failover(self, record: PushRecord) -> list[dict[str, str]]:
+        return list((record.response_data or {}).get("failover", []))
 
 
 class PushTaskSerializer(StrictModelSerializer):

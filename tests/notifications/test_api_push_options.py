@@ -33,7 +33,7 @@ def test_options_for_an_unknown_kind_are_refused(push_client):
 def test_options_of_a_kind_must_be_an_object(push_client):
     response = push_client.post(PUSH_URL, body(options={"app": "loud"}), format="json")
     assert response.status_code == 400
-    assert "options.app" in response.json()["error"]["fields"]["options"][0]
+    assert response.json()["error"]["fields"]["options.app"] == ["Must be an object."]
 
 
 def test_unknown_channel_name_is_refused_by_position(push_client):

@@ -299,3 +299,14 @@ def test_batch_with_one_bad_message_sends_the_rest(monkeypatch, db):
         OutgoingMessage(3, "c", "t", "fine")])
     assert [result.outcome for result in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.SENT]
     assert results[1].error_code == "adapter_error"
+
+
+def test_failover_shows_in_the_status_api(fcm, frozen_clock, post_push, push_client):
+    Channel.objects.filter(name="fcm").update(priority=2)
+    broken_fcm_channel(fcm)
+    add_app_user("ann", "tok-1")
+    frozen_clock.set(berlin(12))
+    task_id = post_push(notification_id="n1", user_id="ann").json()["id"]
+    [record] = push_client.get(f"/api/v1/notifications/push/{task_id}").json()["records"]["results"]
+    assert [step["channel"] for step in record["failover"]] == ["fcm-broken"]
+    assert record["channel_name"] == "fcm"

@@ -154,3 +154,21 @@ def test_html_part_escapes_variables_and_the_text_part_does_not():
                                html_template="<p>{{ name }}</p>")
     assert rendered.html == "<p>&lt;b&gt;Li&lt;/b&gt;</p>"
     assert rendered.body == "<b>Li</b>"
+
+
+def test_locale_must_be_a_language_tag(admin_client):
+    response = admin_client.post(URL, template_body(locale="klingon!!"), format="json")
+    assert response.status_code == 400
+    assert "locale" in response.json()["error"]["fields"]
+
+
+def test_locale_is_stored_lower_case(admin_client):
+    response = admin_client.post(URL, template_body(locale="zh-Hans"), format="json")
+    assert response.status_code == 201
+    assert response.json()["locale"] == "zh-hans"
+
+
+def test_oversized_rendering_is_an_error():
+    source = "{% for a in n %}{% for b in n %}{% for c in n %}xxxxxxxxxxxxxxxxxxxx{% endfor %}{% endfor %}{% endfor %}"
+    with pytest.raises(ValueError, match="characters"):
+        render_template("", source, {}, ["n"], {"n": list(range(40))})
