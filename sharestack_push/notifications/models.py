@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -83,7 +84,11 @@ class NotificationType(models.Model):
         MARKETING = "marketing", "Marketing"
         SYSTEM = "system", "System"
 
-    key = models.CharField(max_length=64, unique=True)
+    key = models.CharField(
+        max_length=64, unique=True,
+        validators=[RegexValidator(r"^[\w.:-]+$", "Use letters, digits, _ . : and - only, "
+                                   "as the push API's notification_type does.")],
+    )
     name = models.CharField(max_length=200, blank=True, default="")
     category = models.CharField(
         max_length=16, choices=Category.choices, default=Category.TRANSACTIONAL

@@ -124,3 +124,4 @@ def test_unparsable_mailgun_webhook_is_a_400(client):
                            content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
