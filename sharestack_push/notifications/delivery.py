@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 RESULT_FIELDS = [
     "status", "reason", "next_attempt_at", "provider_message_id", "error_message",
-    "response_data", "sent_at", "channel", "provider", "updated_at", "attempts", "segments",
+    "response_data", "sent_at", "channel", "provider", "updated_at",
 ]
+# Written only when a batch changed them, because each extra column costs every row.
+OCCASIONAL_RESULT_FIELDS = ["attempts", "segments"]
 # Records addressed to a channel itself (a group robot) carry this address kind.
 CHANNEL_ADDRESS_KIND = "channel"
 RATE_LIMITED = "rate_limited"
@@ -207,6 +209,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     channels = list(Channel.objects.filter(enabled=True).order_by("priority", "id"))
     chooser = ChannelChooser(channels)
     builder = MessageBuilder(records)
+    attempts_at_claim = {record.pk: record.attempts for record in records}
     pending: dict[int, list[Attempt]] = defaultdict(list)
 
     for record in records:
@@ -267,7 +270,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
         )
         record_health(channel, configuration_error, outcomes[Outcome.SENT] > 0)
 
-    update_fields(PushRecord, records, RESULT_FIELDS)
+    update_fields(PushRecord, records, RESULT_FIELDS + changed_occasional_fields(records, attempts_at_claim))
     deactivate(dead_devices, dead_contacts, now)
     if opted_out_numbers:
         opt_out_numbers(opted_out_numbers, now)
@@ -275,6 +278,17 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
     for record in records:
         counts[record.status] += 1
     return dict(counts)
+
+
+def changed_occasional_fields(records: list[PushRecord],
+                              attempts_at_claim: dict[int, int]) -> list[str]:
+    """List the occasional result fields that some record of the batch changed."""
+    fields = []
+    if any(record.attempts != attempts_at_claim[record.pk] for record in records):
+        fields.append("attempts")
+    if any(record.segments is not None for record in records):
+        fields.append("segments")
+    return fields
 
 
 def fails_over(result: SendResult) -> bool:
