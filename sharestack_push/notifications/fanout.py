@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
+from django.db.models.base import ModelState
 
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from preferences.frequency import CountRequest, frequency_counter
@@ -276,6 +277,28 @@ class PolicyInputs:
         return self.admit(user_id, kind)
 
 
+class RecordPrototype:
+    """Makes unsaved records of one task by copying one prepared instance.
+
+    Django's Model.__init__ sets each of the record's fields one by one, which took a
+    fifth of a chunk job's time; copying the prepared attribute dict is several times
+    cheaper and gives the same instance.
+    """
+
+    def __init__(self, task: PushTask) -> None:
+        self.record = PushRecord(task=task)
+
+    def copy(self, **values) -> PushRecord:
+        record = PushRecord.__new__(PushRecord)
+        record.__dict__.update(self.record.__dict__)
+        record._state = ModelState()
+        record._state.fields_cache = dict(self.record._state.fields_cache)
+        # A fresh object for the one mutable default, so no two records share it.
+        record.response_data = {}
+        record.__dict__.update(values)
+        return record
+
+
 def build_records(
     task: PushTask, user_ids: list[str], now: datetime, kinds: list[str] | None = None
 ) -> list[PushRecord]:
@@ -291,6 +314,7 @@ def build_records(
     chooser = ChannelChooser(list(Channel.objects.filter(enabled=True).order_by("priority", "id")))
     renders = RenderCache(user_ids)
 
+    prototype = RecordPrototype(task)
     records = []
     for user_id in user_ids:
         locale = policy.locale(user_id)
@@ -298,8 +322,7 @@ def build_records(
             screened = policy.screen(user_id, kind)
             targets = addresses.get((user_id, kind)) or [{"address": "", "provider": ""}]
             kind_records = [
-                PushRecord(
-                    task=task,
+                prototype.copy(
                     user_id=user_id,
                     channel_kind=kind,
                     address=target["address"],

@@ -395,3 +395,20 @@ def test_cancel_other_keys_task_is_404(fcm, frozen_clock, post_push, make_client
     response = make_client("push").post(f"{PUSH_URL}/{task_id}/cancel")
     assert response.status_code == 404
     assert PushTask.objects.get().status == "scheduled"
+
+
+def test_record_prototype_copies_are_independent(db):
+    from sharestack_push.notifications.fanout import RecordPrototype
+    from sharestack_push.notifications.models import PushTask
+
+    task = PushTask.objects.create(notification_id="p1", notification_type="order",
+                                   target="users", channels=["app"])
+    prototype = RecordPrototype(task)
+    first = prototype.copy(user_id="a", channel_kind="app", address="x")
+    second = prototype.copy(user_id="b", channel_kind="app", address="y")
+    first.save()
+    assert first.pk is not None
+    assert (second.pk, second._state.adding) == (None, True)
+    assert (second.user_id, second.task) == ("b", task)
+    assert second.status == "queued"
+    assert first.response_data is not second.response_data
