@@ -26,6 +26,7 @@ from preferences.views import preference_document, save_document
 from sharestack_push.notifications.constants import ChannelKind
 from sharestack_push.notifications.errors import flatten
 from sharestack_push.notifications.models import NotificationType
+from sharestack_push.notifications.types import rules_from
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +99,11 @@ def cell_name(notification_type: str, channel: str) -> str:
 
 def listed_types(document: dict) -> list[ListedType]:
     """List the registered types, then unregistered types that the user has rows for."""
+    # A type is shown locked when users cannot turn it off: critical, or registered
+    # with user_can_disable off (the same rule the preferences API enforces).
     registered = [
-        ListedType(key, name or key, is_critical)
-        for key, name, is_critical in NotificationType.objects.order_by(
-            "category", "key"
-        ).values_list("key", "name", "is_critical")
+        ListedType(item.key, item.name or item.key, rules_from(item).locked)
+        for item in NotificationType.objects.order_by("category", "key")
     ]
     known = {item.key for item in registered}
     extra = sorted(

@@ -227,6 +227,8 @@ PUSH_RELEASE_BATCH_SIZE = env_int("PUSH_RELEASE_BATCH_SIZE", 2000)
 PUSH_PROVIDER_TIMEOUT_SECONDS = env_float("PUSH_PROVIDER_TIMEOUT_SECONDS", 10.0)
 # When a provider holds an address back without saying for how long.
 PUSH_PROVIDER_DEFER_SECONDS = env_float("PUSH_PROVIDER_DEFER_SECONDS", 3600.0)
+# The preference page posts one checkbox per notification type and channel kind.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 # How long a send job waits for a channel's rate limit before handing messages back
 # to the scheduler.
 PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("PUSH_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)

@@ -37,4 +37,4 @@ class NotificationTypeAdmin(admin.ModelAdmin):
     list_filter = ["category", "is_critical", "user_can_disable", "sms_for_urgent"]
     search_fields = ["key", "name"]
     fields = ["key", "name", "category", "is_critical", "user_can_disable", "default_channels",
-              "sms_for_urgent", "min_interval_seconds"]
+              "sms_for_urgent", "min_interval_seconds", "default_send_time"]

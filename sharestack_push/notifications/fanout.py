@@ -189,9 +189,14 @@ def load_history(
 class PolicyInputs:
     """Profiles, preference rows, type rules and today's sends of one task's users."""
 
-    def __init__(self, task: PushTask, user_ids: list[str], now: datetime) -> None:
+    def __init__(self, task: PushTask, user_ids: list[str], now: datetime,
+                 admitted: dict[str, History] | None = None) -> None:
         self.task = task
         self.now = now
+        # Messages admitted in this pass but not yet sent, per user. Without Redis the
+        # database cannot see them, so they are added to its counts. A scheduler pass
+        # shares one dict across its tasks.
+        self.admitted = admitted if admitted is not None else defaultdict(History)
         self.rules = rules_for(task.notification_type)
         self.user_ids = user_ids
         self.profiles = load_profiles(user_ids)
@@ -242,14 +247,27 @@ class PolicyInputs:
             return SEND_NOW
         history = self.histories.get(user_id, History())
         if self.counter is None:
+            admitted = self.admitted[user_id]
+            key = (kind, task.notification_type)
+            sent_before = [
+                moment
+                for moment in (history.last_sent.get(task.notification_type),
+                               admitted.last_sent.get(task.notification_type))
+                if moment is not None
+            ]
             counters = Counters(
-                notifications_today=len(history.tasks_today),
+                notifications_today=len(history.tasks_today | admitted.tasks_today),
                 channel_messages_today=len(
-                    history.channel_tasks.get((kind, task.notification_type), ())
+                    set(history.channel_tasks.get(key, ())) | set(admitted.channel_tasks.get(key, ()))
                 ),
-                last_sent_at=history.last_sent.get(task.notification_type),
+                last_sent_at=max(sent_before, default=None),
             )
             hit = check_limits(limits, counters, self.now)
+            if hit is None:
+                member = str(task.pk)
+                admitted.tasks_today.add(member)
+                admitted.channel_tasks[key].add(member)
+                admitted.last_sent[task.notification_type] = self.now
         else:
             zone_name = self.zone(user_id)
             hit = self.counter.take(CountRequest(

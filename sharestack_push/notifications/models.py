@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -113,6 +113,9 @@ class NotificationType(models.Model):
     )
     min_interval_seconds = models.PositiveIntegerField(
         null=True, blank=True,
+        # The database fallback reads 50 hours of history, so longer intervals would
+        # not hold without Redis.
+        validators=[MaxValueValidator(48 * 3600)],
         help_text="Minimum seconds between two messages of this type to one user.",
     )
     # Local time of day for a push sent at the "optimal" time to a user whose active

@@ -5,6 +5,7 @@ run this job at once and each due row is released by exactly one of them. On SQL
 which has no row locks, the conditional updates alone keep a row from going twice.
 """
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from sharestack_push.notifications.dispatch import (
     enqueue_by_kind,
     finish_task_if_done,
 )
-from sharestack_push.notifications.fanout import PolicyInputs
+from sharestack_push.notifications.fanout import History, PolicyInputs
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,10 @@ def recheck_deferred(records: list[PushRecord], now: datetime) -> None:
     by_task: dict[int, list[PushRecord]] = {}
     for record in records:
         by_task.setdefault(record.task_id, []).append(record)
+    admitted: dict[str, History] = defaultdict(History)
     for task_records in by_task.values():
         user_ids = list({record.user_id for record in task_records})
-        policy = PolicyInputs(task_records[0].task, user_ids, now)
+        policy = PolicyInputs(task_records[0].task, user_ids, now, admitted)
         for record in task_records:
             decision = policy.decide(record.user_id, record.channel_kind)
             if decision.action == Action.SUPPRESS:

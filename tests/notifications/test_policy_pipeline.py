@@ -281,6 +281,41 @@ def test_min_interval_without_redis_counts_database(fcm, frozen_clock, post_push
     assert record_of("b").next_attempt_at == berlin(9, 10)
 
 
+
+@pytest.mark.parametrize("redis_url", ["", "keep"])
+def test_release_pass_counts_what_it_releases(fcm, frozen_clock, post_push, beat_tick, settings,
+                                              redis_url):
+    """Three messages held by a limit of one per day: the next day releases one."""
+    if redis_url == "":
+        settings.REDIS_URL = ""
+    add_app_user("ann", "tok-ann", daily_limit=1, timezone="Europe/Berlin")
+    frozen_clock.set(berlin(9))
+    for name in ("a", "b", "c", "d"):
+        post_push(notification_id=name, user_id="ann")
+    assert [record_of(name).status for name in "abcd"] == ["sent", "deferred", "deferred", "deferred"]
+
+    frozen_clock.set(record_of("b").next_attempt_at)
+    beat_tick()
+    released = [record_of(name).status for name in "bcd"]
+    assert released.count("sent") == 1
+    assert released.count("deferred") == 2
+
+
+def test_release_pass_respects_min_interval_without_redis(fcm, frozen_clock, post_push, beat_tick,
+                                                          settings):
+    settings.REDIS_URL = ""
+    register("order", min_interval_seconds=600)
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(berlin(9))
+    for name in ("a", "b", "c"):
+        post_push(notification_id=name, user_id="ann")
+    frozen_clock.set(berlin(9, 10))
+    beat_tick()
+    released = [record_of(name).status for name in "bc"]
+    assert released.count("sent") == 1
+    assert released.count("deferred") == 1
+
+
 # Channel choice.
 
 

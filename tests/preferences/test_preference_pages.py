@@ -353,3 +353,21 @@ def test_committed_catalogue_matches_po_file(tmp_path):
 
     with open(built, "rb") as fresh, open(messages / "django.mo", "rb") as committed:
         assert GNUTranslations(fresh)._catalog == GNUTranslations(committed)._catalog
+
+
+def test_type_users_cannot_disable_is_locked_and_saves(browser, types):
+    NotificationType.objects.create(key="receipt", name="Receipts", user_can_disable=False)
+    url = page_url()
+    html = browser.get(url).content.decode()
+    box = re.search(r'<input[^>]*name="enabled/email/receipt"[^>]*>', html).group(0)
+    assert "disabled" in box
+
+    data = form_data(browser.get(url))
+    for channel in ("email", "app", "sms", "wechat"):
+        data.pop(f"enabled/{channel}/receipt", None)
+    response = browser.post(url, data)
+
+    assert response.status_code == 303
+    assert not UserPushPreference.objects.filter(
+        user_id="alice", notification_type="receipt", is_enabled=False
+    ).exists()
