@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers import REGISTRY
-from channels_app.providers.base import OutgoingMessage, Outcome, SendResult
+from channels_app.providers.base import Outcome, OutgoingMessage, SendResult
 from sharestack_push.notifications.delivery import call_provider
 
 CREDENTIAL_PREFIX = "credential_"

@@ -3,7 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
@@ -101,7 +101,6 @@ def json_field(data: Any, name: str, empty: Any) -> tuple[Any, str | None]:
         return None, f"{name} is not valid JSON: {error}"
 
 
-@require_POST
 def preview_view(request: HttpRequest) -> JsonResponse:
     """Render the change form's current, unsaved sources and return the preview as JSON."""
     parsed = {}
@@ -138,10 +137,16 @@ class PushTemplateAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         preview = path(
             "preview/",
-            self.admin_site.admin_view(preview_view),
+            self.admin_site.admin_view(require_POST(self.checked_preview_view)),
             name="push_templates_pushtemplate_preview",
         )
         return [preview, *super().get_urls()]
+
+    def checked_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """Serve previews to staff who may add or change templates, else 403."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            return HttpResponseForbidden()
+        return preview_view(request)
 
     def change_view(
         self,

@@ -4,9 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
 from django.contrib.auth.models import User
 from django.test import Client
+from playwright.sync_api import Browser, Page, sync_playwright
 
 
 @pytest.fixture

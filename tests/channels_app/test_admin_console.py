@@ -7,7 +7,6 @@ from django.urls import reverse
 from channels_app.admin import ChannelForm, describe_result, mask
 from channels_app.models import Channel
 from channels_app.providers.base import Outcome, SendResult
-from tests.staff import staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

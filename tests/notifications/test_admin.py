@@ -3,7 +3,6 @@ import pytest
 from django.urls import reverse
 
 from sharestack_push.notifications.models import PushRecord, PushTask
-from tests.staff import staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

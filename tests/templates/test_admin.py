@@ -2,10 +2,10 @@
 import json
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from templates.models import PushTemplate
-from tests.staff import staff_client, staff_user  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +198,12 @@ def test_preview_endpoint_needs_staff(client):
     response = client.post(PREVIEW_URL, form_data())
     assert response.status_code == 302
     assert "/login/" in response["Location"]
+
+
+def test_preview_endpoint_needs_permission(client):
+    clerk = User.objects.create_user("clerk", password="clerk-password", is_staff=True)
+    client.force_login(clerk)
+    assert client.post(PREVIEW_URL, form_data()).status_code == 403
 
 
 def test_preview_endpoint_rejects_get(staff_client):

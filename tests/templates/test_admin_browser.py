@@ -4,7 +4,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from templates.models import PushTemplate
-from tests.staff import admin_page, chromium, screenshot, staff_user  # noqa: F401
+from tests.staff import admin_page, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
