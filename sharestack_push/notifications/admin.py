@@ -57,9 +57,11 @@ class PushTaskAdmin(ReadOnlyAdmin):
 class PushRecordAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "user_id", "channel_kind", "provider", "status", "reason", "attempts",
                     "segments", "sent_at"]
-    list_filter = ["status", "channel_kind", "provider", "reason", "created_at"]
+    # Every filter on a free-text column runs SELECT DISTINCT over all records, so
+    # reason is searched rather than filtered.
+    list_filter = ["status", "channel_kind", "provider", "created_at"]
     search_fields = ["=id", "=task__id", "task__notification_id", "user_id",
-                     "provider_message_id"]
+                     "provider_message_id", "=reason"]
     list_select_related = ["task"]
     raw_id_fields = ["task", "channel", "device", "contact", "fallback_of"]
 

@@ -95,6 +95,11 @@ def test_record_search_by_message_id(staff_client, order_task):
     assert [record.provider for record in records] == ["smtp"]
 
 
+def test_record_search_by_reason(staff_client, order_task):
+    records = listed(staff_client.get(RECORDS_URL, {"q": "invalid_address"}))
+    assert [record.status for record in records] == ["failed"]
+
+
 def test_record_search_by_task(staff_client, order_task, promo_task):
     records = listed(staff_client.get(RECORDS_URL, {"q": "order-17"}))
     assert len(records) == 3
