@@ -21,6 +21,8 @@ class PushTemplate(models.Model):
     html_template = models.TextField(blank=True, default="")
     action_template = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=list, blank=True)
+    # Values the admin preview renders with, in place of real task variables.
+    sample_variables = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,8 @@
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import Count
+from django.http import HttpRequest
 
 from sharestack_push.notifications.models import ApiKey, NotificationType, PushRecord, PushTask
 
@@ -14,19 +18,51 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Lists and shows rows that only the pipeline writes."""
+
+    # A COUNT(*) over millions of records would slow every filtered list page.
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(PushTask)
-class PushTaskAdmin(admin.ModelAdmin):
-    list_display = ["notification_id", "notification_type", "target", "status", "priority", "created_at"]
-    list_filter = ["status", "priority", "target"]
-    search_fields = ["notification_id", "notification_type", "user_id"]
+class PushTaskAdmin(ReadOnlyAdmin):
+    list_display = ["notification_id", "notification_type", "target", "status", "priority",
+                    "template_name", "created_at", "completed_at"]
+    list_filter = ["status", "priority", "target", "notification_type", "created_at"]
+    search_fields = ["=id", "notification_id", "notification_type", "user_id", "template_name"]
+    readonly_fields = ["record_counts"]
+
+    @admin.display(description="Records by status")
+    def record_counts(self, task: PushTask) -> str:
+        counts = (
+            PushRecord.objects.filter(task=task)
+            .values_list("status")
+            .annotate(total=Count("id"))
+            .order_by("status")
+        )
+        return ", ".join(f"{status}: {total}" for status, total in counts) or "none"
 
 
 @admin.register(PushRecord)
-class PushRecordAdmin(admin.ModelAdmin):
+class PushRecordAdmin(ReadOnlyAdmin):
     list_display = ["id", "task", "user_id", "channel_kind", "provider", "status", "reason", "attempts",
                     "segments", "sent_at"]
-    list_filter = ["status", "channel_kind", "provider"]
-    search_fields = ["user_id", "provider_message_id"]
+    # Every filter on a free-text column runs SELECT DISTINCT over all records, so
+    # reason is searched rather than filtered.
+    list_filter = ["status", "channel_kind", "provider", "created_at"]
+    search_fields = ["=id", "=task__id", "task__notification_id", "user_id",
+                     "provider_message_id", "=reason"]
+    list_select_related = ["task"]
     raw_id_fields = ["task", "channel", "device", "contact", "fallback_of"]
 
 
