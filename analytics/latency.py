@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
-# Upper bounds in seconds; the last bucket, +Inf, equals `count`.
+# Upper bounds in seconds. The +Inf bucket is not stored because it equals `count`.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PROVIDERS_KEY = "metrics:latency:providers"
 KEY_PREFIX = "metrics:latency:"

@@ -105,7 +105,7 @@ def broker_lines(lengths: dict[str, int]) -> list[str]:
 
 
 def render_metrics() -> str:
-    """Render every metric; each call runs one database query and a few Redis calls."""
+    """Render every metric with one database query and a few Redis calls."""
     rows = record_counts()
     lines = [
         *record_lines(rows),

@@ -3,6 +3,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import override_settings
+from kombu import Queue
 
 from analytics.latency import observe_latency
 from analytics.metrics import escape_label, render_metrics
@@ -14,12 +15,20 @@ def metric_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
+# Queue names no worker consumes, so their lengths stay as the test leaves them.
+TEST_QUEUES = [Queue("metrics-test.a"), Queue("metrics-test.b")]
+
+
 @pytest.fixture
 def broker():
+    """The Redis broker with the test queues empty, before and after the test."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+    keys = [f"{queue.name}{suffix}" for queue in TEST_QUEUES
+            for suffix in ["", "\x06\x163", "\x06\x166", "\x06\x169"]]
+    client.delete(*keys)
+    with override_settings(CELERY_TASK_QUEUES=TEST_QUEUES):
+        yield client
+    client.delete(*keys)
 
 
 def test_records_and_backlog_by_status(add_records, broker):
@@ -40,7 +49,7 @@ def test_records_and_backlog_by_status(add_records, broker):
         'sharestack_push_backlog_records{status="queued"} 2',
         'sharestack_push_backlog_records{status="deferred"} 4',
         'sharestack_push_backlog_records{status="retrying"} 1',
-        'sharestack_push_broker_queue_length{queue="dispatch"} 0',
+        'sharestack_push_broker_queue_length{queue="metrics-test.a"} 0',
     ]
 
 
@@ -91,15 +100,15 @@ def test_latency_without_redis_is_not_kept(db, broker):
 
 
 def test_broker_queue_length_counts_priority_lists(db, broker):
-    broker.rpush("dispatch", "a", "b")
-    broker.rpush("send.email\x06\x163", "c")
-    broker.rpush("send.email", "d")
+    broker.rpush("metrics-test.a", "m1", "m2")
+    broker.rpush("metrics-test.b\x06\x163", "m3")
+    broker.rpush("metrics-test.b", "m4")
+    broker.rpush("metrics-test.b\x06\x169", "m5")
 
     lines = metric_lines(render_metrics())
 
-    assert 'sharestack_push_broker_queue_length{queue="dispatch"} 2' in lines
-    assert 'sharestack_push_broker_queue_length{queue="send.email"} 2' in lines
-    assert 'sharestack_push_broker_queue_length{queue="maintenance"} 0' in lines
+    assert 'sharestack_push_broker_queue_length{queue="metrics-test.a"} 2' in lines
+    assert 'sharestack_push_broker_queue_length{queue="metrics-test.b"} 3' in lines
 
 
 @override_settings(CELERY_BROKER_URL="filesystem-atomic://")
