@@ -1,5 +1,6 @@
 """`/metrics` for Prometheus: open to 127.0.0.1, else an API key with the admin scope."""
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -28,5 +29,7 @@ class MetricsView(APIView):
     permission_classes: list[type[BasePermission]] = [LoopbackOrScope]
     required_scope = "admin"
 
+    # Prometheus text is no part of the JSON API that the OpenAPI schema describes.
+    @extend_schema(exclude=True)
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)

@@ -225,3 +225,15 @@ def test_alert_by_email(smtp_server, frozen_clock, add_records):
     [mail] = smtp_server.mails
     assert mail.rcpt_tos == ["oncall@example.com"]
     assert mail.message["Subject"] == "[FIRING] backlog rule"
+
+
+def test_evaluate_alerts_task(robot, frozen_clock, add_records):
+    from analytics.tasks import evaluate_alerts_job
+
+    fake, channel = robot
+    make_rule(channel, "backlog", threshold=0)
+    add_records("app", "fcm", "queued", 1)
+    frozen_clock.set(T0)
+
+    assert evaluate_alerts_job.delay().get() == 1
+    assert len(robot_texts(fake)) == 1
