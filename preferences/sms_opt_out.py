@@ -25,6 +25,7 @@ from enum import Enum
 
 from django.db import transaction
 
+from analytics.models import OptOutEvent
 from channels_app.models import Channel, Contact
 from channels_app.providers.base import Reply
 from preferences.models import UserProfile, UserPushPreference
@@ -159,6 +160,13 @@ def set_marketing_sms(
         update_conflicts=True,
         unique_fields=["user_id", "notification_type", "channel"],
         update_fields=["is_enabled", "updated_at"],
+    )
+    OptOutEvent.objects.bulk_create(
+        OptOutEvent(
+            user_id=user_id, source=OptOutEvent.Source.SMS_OPT_OUT,
+            channel_kind=ChannelKind.SMS, created_at=now,
+        )
+        for user_id in users
     )
     return users
 

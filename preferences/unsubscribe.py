@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
 
+from analytics.models import OptOutEvent
 from preferences.models import UserPushPreference
+from sharestack_push.notifications import clock
 
 SALT = "sharestack-push.unsubscribe"
 
@@ -45,10 +47,20 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return page(400, "Link not valid / 链接无效",
                     "This unsubscribe link is damaged. 此退订链接已损坏。")
     if request.method == "POST":
+        already_off = UserPushPreference.objects.filter(
+            user_id=user_id, notification_type=notification_type, channel=channel,
+            is_enabled=False,
+        ).exists()
         UserPushPreference.objects.update_or_create(
             user_id=user_id, notification_type=notification_type, channel=channel,
             defaults={"is_enabled": False},
         )
+        if not already_off:
+            OptOutEvent.objects.create(
+                user_id=user_id, source=OptOutEvent.Source.UNSUBSCRIBE_LINK,
+                channel_kind=channel, notification_type=notification_type,
+                created_at=clock.now(),
+            )
         return page(200, "Unsubscribed / 已退订",
                     f"You will no longer get {notification_type} by {channel}. "
                     f"您将不再通过 {channel} 收到 {notification_type} 通知。")

@@ -188,6 +188,7 @@ CELERY_TASK_ROUTES = {
     "notifications.process_chunk": {"queue": "dispatch"},
     "notifications.release_due_work": {"queue": "maintenance"},
     "notifications.finish_tasks": {"queue": "maintenance"},
+    "analytics.evaluate_alerts": {"queue": "maintenance"},
 }
 # Celery's Django fixup closes the database connection around every task unless this
 # allows reuse. A new PostgreSQL connection per task cost about 10 ms of server CPU.
@@ -210,6 +211,10 @@ CELERY_BEAT_SCHEDULE = {
     "finish-tasks": {
         "task": "notifications.finish_tasks",
         "schedule": max(PUSH_BEAT_INTERVAL_SECONDS * 2, 10.0),
+    },
+    "evaluate-alerts": {
+        "task": "analytics.evaluate_alerts",
+        "schedule": env_float("PUSH_ALERT_INTERVAL_SECONDS", 60.0),
     },
 }
 

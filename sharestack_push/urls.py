@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics.views import MetricsView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
     ChannelDetailView,
@@ -62,5 +63,6 @@ urlpatterns = [
     path("unsubscribe/<str:token>", unsubscribe, name="unsubscribe"),
     path("preferences/", preference_centre, name="preference-centre"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
 ]

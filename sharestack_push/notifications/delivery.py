@@ -18,6 +18,7 @@ from django.db import connections, router
 from django.urls import reverse
 from redis.exceptions import RedisError
 
+from analytics.latency import observe_latency
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
@@ -339,7 +340,10 @@ def guarded_send(adapter: Provider, channel: Channel,
     NOTE: a message the provider accepted before the exception is sent a second time.
     """
     try:
-        return adapter.send(messages)
+        started = time.monotonic()
+        results = adapter.send(messages)
+        observe_latency(channel.provider, time.monotonic() - started)
+        return results
     except Exception as error:  # an adapter bug must not leave records stuck in sending
         if len(messages) > 1:
             logger.warning("%s: channel %s raised %r on a batch of %d; sending one by one",

@@ -1,0 +1,93 @@
+"""Alert rules, their firing history, and the opt-out events one rule kind counts."""
+from django.db import models
+
+from channels_app.models import Channel
+
+
+class OptOutEvent(models.Model):
+    """One user turning a notification off through an unsubscribe link or an SMS reply."""
+
+    class Source(models.TextChoices):
+        UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+        SMS_OPT_OUT = "sms_opt_out", "SMS opt-out"
+
+    user_id = models.CharField(max_length=64)
+    source = models.CharField(max_length=32, choices=Source.choices)
+    channel_kind = models.CharField(max_length=16)
+    notification_type = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class AlertRule(models.Model):
+    class Kind(models.TextChoices):
+        FAILURE_RATE = "failure_rate", "Failure rate above threshold"
+        BACKLOG = "backlog", "Backlog above size"
+        UNHEALTHY = "unhealthy", "Channel marked unhealthy"
+        OPT_OUTS_RISING = "opt_outs_rising", "Unsubscribes rising sharply"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    enabled = models.BooleanField(default=True)
+    channel_kind = models.CharField(
+        max_length=16, blank=True, default="",
+        help_text="Channel kind the rule watches (email, app, sms, wechat); empty for all.",
+    )
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="One channel the rule watches; empty for every channel of the kind.",
+    )
+    window_minutes = models.PositiveIntegerField(
+        default=15, help_text="Length of the window counted, in minutes."
+    )
+    threshold = models.FloatField(
+        default=0.5,
+        help_text=(
+            "failure_rate: the failed share of finished records (0 to 1). "
+            "backlog: the number of queued, deferred and retrying records. "
+            "opt_outs_rising: the ratio of this window's opt-outs to the previous "
+            "window's. unhealthy: not used."
+        ),
+    )
+    min_count = models.PositiveIntegerField(
+        default=10,
+        help_text=(
+            "failure_rate: finished records needed before the rate counts. "
+            "opt_outs_rising: opt-outs in this window needed to fire."
+        ),
+    )
+    alert_channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="+",
+        help_text="The email or WeCom robot channel that receives the alert.",
+    )
+    alert_address = models.CharField(
+        max_length=254, blank=True, default="",
+        help_text="Recipient email address; empty for a robot channel.",
+    )
+    firing = models.BooleanField(default=False, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertEvent(models.Model):
+    """One change of a rule's state, and whether its message reached the alert channel."""
+
+    class State(models.TextChoices):
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    state = models.CharField(max_length=16, choices=State.choices)
+    value = models.FloatField()
+    message = models.TextField()
+    created_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]

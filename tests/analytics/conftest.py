@@ -1,0 +1,54 @@
+"""Fixtures for metrics and alert tests: a frozen clock, records, and a robot channel."""
+import itertools
+import uuid
+from datetime import datetime
+
+import pytest
+
+from channels_app.models import Channel
+from sharestack_push.notifications.models import PushRecord, PushTask
+from tests.fakes.wechat import FakeWeChat
+from tests.notifications.conftest import Clock
+
+ROBOT_SEND_PATH = "/cgi-bin/webhook/send"
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    return Clock(monkeypatch)
+
+
+@pytest.fixture
+def add_records(db):
+    """Create records of one kind, provider and status, last changed at `at`."""
+    task = PushTask.objects.create(
+        notification_id="metrics", notification_type="order", target="user",
+        channels=["email", "app", "sms"],
+    )
+
+    serial = itertools.count()
+
+    def add(kind: str, provider: str, status: str, count: int = 1,
+            at: datetime | None = None, channel: Channel | None = None) -> None:
+        records = PushRecord.objects.bulk_create(
+            PushRecord(task=task, user_id=f"user-{next(serial)}", channel_kind=kind,
+                       provider=provider, status=status, channel=channel)
+            for _ in range(count)
+        )
+        if at is not None:
+            PushRecord.objects.filter(pk__in=[r.pk for r in records]).update(updated_at=at)
+
+    return add
+
+
+@pytest.fixture
+def robot(db):
+    """A fake WeCom robot server and the channel that posts to it."""
+    key = str(uuid.uuid4())
+    with FakeWeChat() as fake:
+        fake.add_robot(key)
+        channel = Channel.objects.create(
+            name="ops-robot", kind="wechat", provider="wecom_robot",
+            config={"base_url": fake.base_url}, credentials={"key": key},
+        )
+        yield fake, channel
