@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics.views import EventView, StatsView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
     ChannelDetailView,
@@ -20,7 +21,6 @@ from sharestack_push.notifications.views import (
     PushCancelView,
     PushStatusView,
     PushView,
-    VariantStatsView,
 )
 from templates.views import TemplateListView
 
@@ -36,7 +36,8 @@ urlpatterns = [
         PushCancelView.as_view(),
         name="push-cancel",
     ),
-    path(f"{api}notifications/stats", VariantStatsView.as_view(), name="variant-stats"),
+    path(f"{api}notifications/stats", StatsView.as_view(), name="stats"),
+    path(f"{api}notifications/events", EventView.as_view(), name="events"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(
         f"{api}notifications/preferences/link",
