@@ -1,13 +1,15 @@
 """The delivery statistics API's aggregation over the hourly roll-ups."""
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import ExtractHour, TruncDay
 
 from analytics.models import HourlyStat
 from analytics.rollups import COUNTERS
+from sharestack_push.notifications.constants import RecordStatus
+from sharestack_push.notifications.models import PushRecord
 
 # group_by value: the expression it groups on.
 GROUPS: dict[str, Any] = {
@@ -83,3 +85,32 @@ def delivery_stats(params: dict[str, Any]) -> dict[str, Any]:
         body["group_by"] = group_by
         body["groups"] = summed(rows, group_by)
     return body
+
+
+def user_engagement(user_id: str, since: datetime) -> list[dict[str, Any]]:
+    """Count one user's messages sent since `since` per channel kind and type, with rates.
+
+    Reads the records directly. The (user_id, sent_at) index bounds the scan to that
+    user's messages in the window.
+    """
+    rows = (
+        PushRecord.objects.filter(user_id=user_id, sent_at__gte=since)
+        .values("channel_kind", notification_type=F("task__notification_type"))
+        .annotate(
+            sent=Count("id"),
+            delivered=Count("id", filter=Q(delivered_at__isnull=False)),
+            opened=Count("id", filter=Q(opened_at__isnull=False)),
+            clicked=Count("id", filter=Q(clicked_at__isnull=False)),
+            failed=Count("id", filter=Q(status=RecordStatus.FAILED)),
+            last_opened_at=Max("opened_at"),
+        )
+        .order_by("channel_kind", "notification_type")
+    )
+    results = []
+    for row in rows:
+        entry = dict(row, unsubscribed=0, segments=0, cost=Decimal(0))
+        with_rates(entry)
+        for name in ("unsubscribed", "segments", "cost"):
+            del entry[name]
+        results.append(entry)
+    return results

@@ -1,5 +1,6 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -8,7 +9,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics.query import GROUPS, delivery_stats
+from analytics.query import GROUPS, delivery_stats, user_engagement
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from sharestack_push.notifications import clock
@@ -191,3 +192,41 @@ class StatsView(ApiView):
     def require_scope(request: Request, scope: str) -> None:
         if not (request.auth.has_scope(scope) or request.auth.has_scope(Scope.ADMIN)):
             raise exceptions.PermissionDenied(f"This API key lacks the '{scope}' scope.")
+
+
+class EngagementQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=1, max_value=365, default=90, help_text="Days back from now, 1 to 365."
+    )
+
+
+class UserEngagementView(ApiView):
+    required_scope = Scope.ADMIN
+    allowed_query_params = ("days",)
+
+    @extend_schema(
+        parameters=[EngagementQuerySerializer],
+        summary="How one user responds, per channel kind and notification type",
+        description="Counts the user's messages sent in the last `days` days and how "
+        "many were delivered, opened, clicked or failed later, with the delivery rate "
+        "(over sent) and the open and click rates (over delivered). Read from the "
+        "records, not the roll-ups.",
+        responses=inline_serializer(
+            "UserEngagement",
+            {
+                "user_id": serializers.CharField(),
+                "since": serializers.DateTimeField(),
+                "channels": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        empty = sorted(name for name, value in request.query_params.items() if not value.strip())
+        if empty:
+            raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+        query = EngagementQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        since = clock.now() - timedelta(days=query.validated_data["days"])
+        return Response(
+            {"user_id": user_id, "since": since, "channels": user_engagement(user_id, since)}
+        )

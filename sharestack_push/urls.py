@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from analytics.views import EventView, StatsView
+from analytics.views import EventView, StatsView, UserEngagementView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
     ChannelDetailView,
@@ -49,6 +49,11 @@ urlpatterns = [
         f"{api}users/<str:user_id>/attributes",
         UserAttributesView.as_view(),
         name="user-attributes",
+    ),
+    path(
+        f"{api}users/<str:user_id>/engagement",
+        UserEngagementView.as_view(),
+        name="user-engagement",
     ),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),

@@ -218,3 +218,55 @@ def test_variant_counts_need_push_scope(db, make_client):
     response = make_client("preferences").get(
         f"{STATS_URL}?variant_of=4b0c3c56-8ad3-4bb8-8d6b-6ea4aa2c9e0e")
     assert response.status_code == 403
+
+
+def engagement_url(user_id: str, query: str = "") -> str:
+    return f"/api/v1/users/{user_id}/engagement{query}"
+
+
+def test_user_engagement_per_channel_and_type(fcm, frozen_clock, post_push, push_client,
+                                              admin_client):
+    add_app_user("ann", "tok-ann")
+    add_app_user("bob", "tok-bob")
+    frozen_clock.set(START)
+    for number in range(4):
+        post_push(notification_id=f"o{number}", user_id="ann", notification_type="order")
+    post_push(notification_id="news", user_id="ann", notification_type="news")
+    post_push(notification_id="bob", user_id="bob", notification_type="order")
+    orders = list(PushRecord.objects.filter(user_id="ann", task__notification_type="order").order_by("pk"))
+    for record in orders[:3]:
+        post_event(push_client, record_id=record.pk, event="delivered")
+    post_event(push_client, record_id=orders[0].pk, event="clicked")
+
+    body = admin_client.get(engagement_url("ann")).json()
+    assert body["channels"] == [
+        {"channel_kind": "app", "notification_type": "news", "sent": 1, "delivered": 0,
+         "opened": 0, "clicked": 0, "failed": 0, "last_opened_at": None,
+         "delivery_rate": 0.0, "open_rate": None, "click_rate": None},
+        {"channel_kind": "app", "notification_type": "order", "sent": 4, "delivered": 3,
+         "opened": 1, "clicked": 1, "failed": 0,
+         "last_opened_at": body["channels"][1]["last_opened_at"],
+         "delivery_rate": 0.75, "open_rate": 0.3333, "click_rate": 0.3333},
+    ]
+    assert body["channels"][1]["last_opened_at"] is not None
+
+
+def test_user_engagement_window(fcm, frozen_clock, post_push, admin_client):
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(START)
+    post_push(notification_id="old", user_id="ann")
+    frozen_clock.set(START + timedelta(days=10))
+    assert admin_client.get(engagement_url("ann", "?days=5")).json()["channels"] == []
+    assert len(admin_client.get(engagement_url("ann", "?days=11")).json()["channels"]) == 1
+
+
+@pytest.mark.parametrize("query, param", [("?days=0", "days"), ("?days=x", "days"),
+                                          ("?days=", "days"), ("?day=3", "day")])
+def test_user_engagement_bad_param(db, admin_client, query, param):
+    response = admin_client.get(engagement_url("ann", query))
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [param]
+
+
+def test_user_engagement_needs_admin_scope(db, push_client):
+    assert push_client.get(engagement_url("ann")).status_code == 403
