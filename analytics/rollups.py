@@ -16,6 +16,8 @@ from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, RecordStatus
 from sharestack_push.notifications.models import PushRecord, PushTask
 
+# NOTE: records that fail before a send is attempted (no channel or a template error
+# at fan-out) are not counted as failed, and nothing adds unsubscribes yet.
 COUNTERS = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
 KEY_FIELDS = ("hour", "channel_kind", "provider", "notification_type", "campaign_id", "variant")
 
@@ -68,6 +70,7 @@ def count_send_results(records: Iterable[PushRecord]) -> None:
 
     The records must have been claimed for this send, so that each status is new.
     Their task must be loaded, for its notification type.
+    Call it in the transaction that stores the records' new status.
     """
     changes = Changes()
     for record in records:
@@ -101,8 +104,8 @@ def count_receipt(record: PushRecord, set_times: Iterable[str], failed: bool) ->
 def upsert(rows: dict[Key, dict[str, int | Decimal]]) -> None:
     """Add counters to their rows, creating missing rows, in one statement.
 
-    Rows are written in key order, so two workers updating the same rows lock them
-    in the same order and cannot deadlock.
+    Rows are listed in key order, so that two workers updating the same rows tend to
+    lock them in the same order rather than deadlock.
     """
     connection = connections[router.db_for_write(HourlyStat)]
     quote = connection.ops.quote_name

@@ -40,6 +40,8 @@ class EventSerializer(serializers.Serializer):
 
 
 class EventView(ApiView):
+    # NOTE: any key with the push scope may report events for any record, including
+    # records of tasks that another key created.
     required_scope = Scope.PUSH
 
     @extend_schema(

@@ -59,7 +59,7 @@ def sms_channel():
 
 
 def generate(fcm, frozen_clock, post_push, push_client, settings, users: int) -> None:
-    """Send three pushes to `users` users over two hours, with failures and receipts."""
+    """Broadcast twice to `users` users an hour apart, then add events and receipts."""
     settings.PUSH_CHUNK_SIZE = 250
     chance = random.Random(7)
     for number in range(users):
