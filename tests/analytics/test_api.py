@@ -270,3 +270,8 @@ def test_user_engagement_bad_param(db, admin_client, query, param):
 
 def test_user_engagement_needs_admin_scope(db, push_client):
     assert push_client.get(engagement_url("ann")).status_code == 403
+
+
+def test_hourly_stat_str(db):
+    row = stat(datetime(2026, 12, 1, 9, tzinfo=UTC))
+    assert str(row) == "2026-12-01 09:00 app/fcm order"
