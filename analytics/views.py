@@ -1,35 +1,234 @@
-"""`/metrics` for Prometheus: open to 127.0.0.1, else an API key with the admin scope."""
-from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
+"""Engagement events from the app SDK, and delivery statistics."""
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
-from rest_framework.views import APIView
+from rest_framework.response import Response
 
-from analytics.metrics import CONTENT_TYPE, render_metrics
-from sharestack_push.notifications.auth import ApiKeyAuthentication, HasScope
+from analytics.query import GROUPS, delivery_stats, user_engagement
+from channels_app.models import Channel
+from channels_app.providers.base import Receipt, ReceiptEvent
+from sharestack_push.notifications import clock
+from sharestack_push.notifications.apiview import ApiView
+from sharestack_push.notifications.constants import ChannelKind, Scope
+from sharestack_push.notifications.models import PushRecord
+from sharestack_push.notifications.receipts import apply_receipt
+from sharestack_push.notifications.variants import variant_counts
+from sharestack_push.notifications.views import visible_tasks
 
-LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
+logger = logging.getLogger(__name__)
 
-
-class LoopbackOrScope(HasScope):
-    """Allow requests from the loopback address, and others with the view's scope.
-
-    NOTE: behind a reverse proxy on the same host every request comes from the
-    loopback address, so such a proxy must not forward /metrics.
-    """
-
-    def has_permission(self, request: Request, view) -> bool:
-        if request.auth is None and request.META.get("REMOTE_ADDR") in LOOPBACK_ADDRESSES:
-            return True
-        return super().has_permission(request, view)
+ENGAGEMENT_EVENTS = [ReceiptEvent.DELIVERED.value, ReceiptEvent.OPENED.value, ReceiptEvent.CLICKED.value]
 
 
-class MetricsView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes: list[type[BasePermission]] = [LoopbackOrScope]
-    required_scope = "admin"
+class EventSerializer(serializers.Serializer):
+    record_id = serializers.IntegerField(min_value=1, required=False)
+    message_id = serializers.CharField(max_length=255, required=False)
+    event = serializers.ChoiceField(choices=ENGAGEMENT_EVENTS)
+    occurred_at = serializers.DateTimeField(required=False)
 
-    # Prometheus text is no part of the JSON API that the OpenAPI schema describes.
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+    def validate(self, attrs):
+        if ("record_id" in attrs) == ("message_id" in attrs):
+            raise serializers.ValidationError(
+                {"record_id": "Give either record_id or message_id, not both or neither."}
+            )
+        return attrs
+
+
+class EventView(ApiView):
+    # NOTE: any key with the push scope may report events for any record, including
+    # records of tasks that another key created.
+    required_scope = Scope.PUSH
+
+    @extend_schema(
+        request=EventSerializer,
+        responses=inline_serializer(
+            "EventApplied",
+            {
+                "records": serializers.ListField(child=serializers.IntegerField()),
+                "changed": serializers.IntegerField(),
+            },
+        ),
+        summary="Report that a message was delivered, opened or clicked",
+        description="Identifies the record by record_id, or by message_id, the id "
+        "the provider gave the message. Repeating an event changes nothing, and an "
+        "event never moves a record back: an open after a click keeps the click. An "
+        "event implies the earlier ones, so a click also marks the record delivered "
+        "and opened. occurred_at defaults to the time of the request.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        when = data.get("occurred_at") or clock.now()
+
+        if "record_id" in data:
+            records = PushRecord.objects.filter(pk=data["record_id"])
+        else:
+            # Naming every channel lets PostgreSQL use the (channel, provider_message_id) index.
+            channel_ids = list(Channel.objects.values_list("pk", flat=True))
+            records = PushRecord.objects.filter(
+                channel_id__in=channel_ids, provider_message_id=data["message_id"]
+            )
+        with transaction.atomic():
+            matched = list(records.select_for_update().order_by("pk"))
+            if not matched:
+                raise exceptions.NotFound()
+            changed = 0
+            for record in matched:
+                receipt = Receipt(record.provider_message_id, ReceiptEvent(data["event"]),
+                                  occurred_at=when)
+                changed += apply_receipt(record, receipt, when)
+        logger.info("events: %s for records %s (%d changed)", data["event"],
+                    [record.pk for record in matched], changed)
+        return Response({"records": [record.pk for record in matched], "changed": changed})
+
+
+class ListField(serializers.CharField):
+    """A comma-separated query parameter, each item one of `choices` when given."""
+
+    def __init__(self, choices=None, **kwargs) -> None:
+        self.item_choices = choices
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data) -> list[str]:
+        items = [item.strip() for item in super().to_internal_value(data).split(",")]
+        if any(not item for item in items):
+            raise serializers.ValidationError("Empty item in the comma-separated list.")
+        if self.item_choices is not None:
+            unknown = [item for item in items if item not in self.item_choices]
+            if unknown:
+                raise serializers.ValidationError(
+                    f"Unknown value {', '.join(unknown)}; use {', '.join(self.item_choices)}."
+                )
+        if len(set(items)) != len(items):
+            raise serializers.ValidationError("List each value once.")
+        return items
+
+
+class StatsQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False, help_text="Start of the time range, included.")
+    to = serializers.DateTimeField(required=False, help_text="End of the time range, excluded.")
+    channel = ListField(choices=list(ChannelKind.values), help_text="Channel kinds, comma-separated.")
+    provider = ListField(help_text="Provider keys, comma-separated.")
+    type = ListField(help_text="Notification types, comma-separated.")
+    variant = ListField(help_text="A/B variant names, comma-separated.")
+    group_by = ListField(choices=list(GROUPS), help_text="Group keys, comma-separated.")
+    variant_of = serializers.UUIDField(
+        required=False,
+        help_text="Instead of statistics, per-variant record counts of this A/B test task.",
+    )
+
+    def get_fields(self):
+        # "from" is a Python keyword, so the field is declared as "start".
+        fields = super().get_fields()
+        fields["from"] = fields.pop("start")
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
+            raise serializers.ValidationError({"to": "Must be later than from."})
+        return attrs
+
+
+STAT_FIELDS = {
+    name: serializers.IntegerField()
+    for name in ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
+} | {
+    "delivery_rate": serializers.FloatField(allow_null=True),
+    "open_rate": serializers.FloatField(allow_null=True),
+    "click_rate": serializers.FloatField(allow_null=True),
+    "cost": serializers.DecimalField(max_digits=18, decimal_places=5),
+}
+
+
+class StatsView(ApiView):
+    # Checked per request: statistics need the admin scope, variant_of the push scope.
+    required_scope = None
+    allowed_query_params = ("from", "to", "channel", "provider", "type", "variant",
+                            "group_by", "variant_of")
+
+    @extend_schema(
+        parameters=[StatsQuerySerializer],
+        summary="Delivery statistics, or per-variant counts of an A/B test",
+        description="Sums the hourly roll-ups: messages sent, delivered, opened, "
+        "clicked, failed and unsubscribed, billed SMS segments and cost, with the "
+        "delivery rate (delivered / sent) and the open and click rates (over "
+        "delivered). Each message counts in the UTC hour it was sent (or failed, if "
+        "never sent), and its later events count in that same hour. Needs the admin "
+        "scope. With variant_of, returns instead the per-variant counts of one task "
+        "visible to the key, and needs the push scope.",
+        responses=inline_serializer(
+            "Stats",
+            {
+                "totals": inline_serializer("StatsRow", STAT_FIELDS),
+                "group_by": serializers.ListField(child=serializers.CharField(), required=False),
+                "groups": serializers.ListField(
+                    child=serializers.DictField(),
+                    required=False,
+                    help_text="One object per group: its group_by values and the counters.",
+                ),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        # DRF skips an empty optional query parameter, which would widen the query.
+        empty = sorted(name for name, value in request.query_params.items() if not value.strip())
+        if empty:
+            raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+        query = StatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if "variant_of" in params:
+            self.require_scope(request, Scope.PUSH)
+            task = get_object_or_404(visible_tasks(request), pk=params["variant_of"])
+            return Response({"task": str(task.pk), "variants": variant_counts(task)})
+        self.require_scope(request, Scope.ADMIN)
+        return Response(delivery_stats(params))
+
+    @staticmethod
+    def require_scope(request: Request, scope: str) -> None:
+        if not (request.auth.has_scope(scope) or request.auth.has_scope(Scope.ADMIN)):
+            raise exceptions.PermissionDenied(f"This API key lacks the '{scope}' scope.")
+
+
+class EngagementQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=1, max_value=365, default=90, help_text="Days back from now, 1 to 365."
+    )
+
+
+class UserEngagementView(ApiView):
+    required_scope = Scope.ADMIN
+    allowed_query_params = ("days",)
+
+    @extend_schema(
+        parameters=[EngagementQuerySerializer],
+        summary="How one user responds, per channel kind and notification type",
+        description="Counts the user's messages sent in the last `days` days and how "
+        "many were delivered, opened, clicked or failed later, with the delivery rate "
+        "(over sent) and the open and click rates (over delivered). Read from the "
+        "records, not the roll-ups.",
+        responses=inline_serializer(
+            "UserEngagement",
+            {
+                "user_id": serializers.CharField(),
+                "since": serializers.DateTimeField(),
+                "channels": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        empty = sorted(name for name, value in request.query_params.items() if not value.strip())
+        if empty:
+            raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+        query = EngagementQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        since = clock.now() - timedelta(days=query.validated_data["days"])
+        return Response(
+            {"user_id": user_id, "since": since, "channels": user_engagement(user_id, since)}
+        )

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from analytics.views import MetricsView
+from analytics.metrics_view import MetricsView
+from analytics.views import EventView, StatsView, UserEngagementView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
     ChannelDetailView,
@@ -21,7 +22,6 @@ from sharestack_push.notifications.views import (
     PushCancelView,
     PushStatusView,
     PushView,
-    VariantStatsView,
 )
 from templates.views import TemplateListView
 
@@ -37,7 +37,8 @@ urlpatterns = [
         PushCancelView.as_view(),
         name="push-cancel",
     ),
-    path(f"{api}notifications/stats", VariantStatsView.as_view(), name="variant-stats"),
+    path(f"{api}notifications/stats", StatsView.as_view(), name="stats"),
+    path(f"{api}notifications/events", EventView.as_view(), name="events"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(
         f"{api}notifications/preferences/link",
@@ -49,6 +50,11 @@ urlpatterns = [
         f"{api}users/<str:user_id>/attributes",
         UserAttributesView.as_view(),
         name="user-attributes",
+    ),
+    path(
+        f"{api}users/<str:user_id>/engagement",
+        UserEngagementView.as_view(),
+        name="user-engagement",
     ),
     path(f"{api}channels", ChannelListView.as_view(), name="channels"),
     path(f"{api}channels/<int:channel_id>", ChannelDetailView.as_view(), name="channel"),

@@ -14,11 +14,12 @@ from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.urls import reverse
 from redis.exceptions import RedisError
 
 from analytics.latency import observe_latency
+from analytics.rollups import count_send_results
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
@@ -271,7 +272,10 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
         )
         record_health(channel, configuration_error, outcomes[Outcome.SENT] > 0)
 
-    update_fields(PushRecord, records, RESULT_FIELDS + changed_occasional_fields(records, attempts_at_claim))
+    # One transaction, so that the roll-ups count a batch exactly when its results are stored.
+    with transaction.atomic():
+        update_fields(PushRecord, records, RESULT_FIELDS + changed_occasional_fields(records, attempts_at_claim))
+        count_send_results(records)
     deactivate(dead_devices, dead_contacts, now)
     if opted_out_numbers:
         opt_out_numbers(opted_out_numbers, now)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from analytics.rollups import count_receipt
 from channels_app.models import Channel, Contact, Device
 from channels_app.providers.base import Receipt, ReceiptEvent
 from preferences.activity import record_activity
@@ -88,6 +89,8 @@ def apply_receipt(record: PushRecord, receipt: Receipt, when: datetime) -> bool:
             return False
     record.updated_at = clock.now()
     record.save(update_fields=fields)
+    count_receipt(record, [name for name in fields if name.endswith("_at") and name != "updated_at"],
+                  failed=record.status == RecordStatus.FAILED)
     if receipt.event in ACTIVITY_EVENTS and record.user_id:
         record_activity([(record.user_id, when)])
     return True

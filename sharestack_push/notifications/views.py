@@ -206,33 +206,3 @@ class PushCancelView(ApiView):
             )
         logger.info("push: cancelled task %s, %s records stopped", task.pk, stopped)
         return Response(accepted_body(task))
-
-
-class VariantStatsQuerySerializer(serializers.Serializer):
-    variant_of = serializers.UUIDField(help_text="The id of a task with A/B variants.")
-
-
-class VariantStatsView(ApiView):
-    required_scope = Scope.PUSH
-    allowed_query_params = ("variant_of",)
-
-    @extend_schema(
-        parameters=[VariantStatsQuerySerializer],
-        summary="Per-variant counts of an A/B test",
-        description="Counts records per variant and how many reached each stage. A "
-        "stage counts records that reached it or a later one: a click is also an open.",
-        responses=inline_serializer(
-            "VariantStats",
-            {
-                "task": serializers.UUIDField(),
-                "variants": serializers.DictField(
-                    child=serializers.DictField(child=serializers.IntegerField())
-                ),
-            },
-        ),
-    )
-    def get(self, request: Request) -> Response:
-        query = VariantStatsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        task = get_object_or_404(visible_tasks(request), pk=query.validated_data["variant_of"])
-        return Response({"task": str(task.pk), "variants": variant_counts(task)})

@@ -1,4 +1,5 @@
-"""Fixtures for metrics and alert tests: a frozen clock, records, and a robot channel."""
+"""Fixtures for the analytics tests: a frozen clock, records, a robot channel, and the
+pipeline fixtures the statistics tests share."""
 import itertools
 import uuid
 from datetime import datetime
@@ -8,7 +9,13 @@ import pytest
 from channels_app.models import Channel
 from sharestack_push.notifications.models import PushRecord, PushTask
 from tests.fakes.wechat import FakeWeChat
-from tests.notifications.conftest import Clock
+from tests.notifications.conftest import (  # noqa: F401
+    Clock,
+    fcm,
+    fcm_server,
+    post_push,
+    run_jobs,
+)
 
 ROBOT_SEND_PATH = "/cgi-bin/webhook/send"
 

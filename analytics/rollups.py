@@ -1,0 +1,130 @@
+"""Hourly roll-ups of record counters, kept up to date as records change status.
+
+The pipeline adds a batch of changes at once: counters are summed per roll-up row in
+Python and written with one INSERT ... ON CONFLICT DO UPDATE that adds them to the
+stored values, so concurrent workers never lose an increment.
+"""
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from django.db import connections, router
+
+from analytics.models import HourlyStat
+from sharestack_push.notifications import clock
+from sharestack_push.notifications.constants import ChannelKind, RecordStatus
+from sharestack_push.notifications.models import PushRecord, PushTask
+
+# NOTE: records that fail before a send is attempted (no channel or a template error
+# at fan-out) are not counted as failed, and nothing adds unsubscribes yet.
+COUNTERS = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
+# campaign_id of records that belong to no campaign.
+NO_CAMPAIGN = 0
+KEY_FIELDS = ("hour", "channel_kind", "provider", "notification_type", "campaign_id", "variant")
+
+Key = tuple[datetime, str, str, str, int | None, str]
+
+
+class Changes:
+    """Counter increments per roll-up row, summed before one write."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, dict[str, int | Decimal]] = defaultdict(
+            lambda: dict.fromkeys(COUNTERS, 0) | {"cost": Decimal(0)}
+        )
+
+    def add(self, record: PushRecord, notification_type: str, **increments: int | Decimal) -> None:
+        row = self.rows[row_key(record, notification_type)]
+        for name, amount in increments.items():
+            row[name] += amount
+
+    def save(self) -> None:
+        if self.rows:
+            upsert(self.rows)
+
+
+def cohort_hour(record: PushRecord) -> datetime:
+    """Return the UTC hour a record counts in: when it was sent, else when it failed."""
+    moment = record.sent_at or record.updated_at or clock.now()
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def row_key(record: PushRecord, notification_type: str) -> Key:
+    return (
+        cohort_hour(record), record.channel_kind, record.provider, notification_type,
+        NO_CAMPAIGN, record.variant,
+    )
+
+
+def send_cost(record: PushRecord) -> tuple[int, Decimal]:
+    """Return the billed segments and the cost of one sent record."""
+    segments = (record.segments or 1) if record.channel_kind == ChannelKind.SMS else 0
+    channel = record.channel
+    price = channel.cost_per_message if channel is not None else None
+    if price is None:
+        return segments, Decimal(0)
+    return segments, price * max(segments, 1)
+
+
+def count_send_results(records: Iterable[PushRecord]) -> None:
+    """Add the records that a send left sent or failed to their roll-ups.
+
+    The records must have been claimed for this send, so that each status is new.
+    Their task must be loaded, for its notification type.
+    Call it in the transaction that stores the records' new status.
+    """
+    changes = Changes()
+    for record in records:
+        if record.status == RecordStatus.SENT:
+            segments, cost = send_cost(record)
+            changes.add(record, record.task.notification_type, sent=1, segments=segments, cost=cost)
+        elif record.status == RecordStatus.FAILED:
+            changes.add(record, record.task.notification_type, failed=1)
+    changes.save()
+
+
+def count_receipt(record: PushRecord, set_times: Iterable[str], failed: bool) -> None:
+    """Add one record's receipt to its roll-up.
+
+    set_times names the engagement times (delivered_at, opened_at, clicked_at) that
+    the receipt filled for the first time, so a repeated receipt adds nothing.
+    """
+    increments = {name.removesuffix("_at"): 1 for name in set_times}
+    if failed:
+        increments["failed"] = 1
+    if not increments:
+        return
+    notification_type = (
+        PushTask.objects.values_list("notification_type", flat=True).get(pk=record.task_id)
+    )
+    changes = Changes()
+    changes.add(record, notification_type, **increments)
+    changes.save()
+
+
+def upsert(rows: dict[Key, dict[str, int | Decimal]]) -> None:
+    """Add counters to their rows, creating missing rows, in one statement.
+
+    Rows are listed in key order, so that two workers updating the same rows tend to
+    lock them in the same order rather than deadlock.
+    """
+    connection = connections[router.db_for_write(HourlyStat)]
+    quote = connection.ops.quote_name
+    table = quote(HourlyStat._meta.db_table)
+    values = [*COUNTERS, "cost"]
+    columns = ", ".join(quote(name) for name in (*KEY_FIELDS, *values))
+    placeholders = "(" + ", ".join(["%s"] * (len(KEY_FIELDS) + len(values))) + ")"
+    updates = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in values)
+    conflict = ", ".join(quote(name) for name in KEY_FIELDS)
+    ordered = sorted(rows.items(), key=lambda item: tuple("" if part is None else str(part) for part in item[0]))
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(ordered))} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    )
+    params: list = []
+    for key, counters in ordered:
+        params.extend(key)
+        params.extend(counters[name] for name in values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
