@@ -10,11 +10,12 @@ from datetime import datetime
 from django.db import transaction
 
 from analytics.rollups import count_receipt
-from channels_app.models import Channel, Contact, Device
+from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from preferences.activity import record_activity
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import Reason, RecordStatus
+from sharestack_push.notifications.delivery import deactivate
 from sharestack_push.notifications.models import PushRecord
 
 logger = logging.getLogger(__name__)
@@ -97,9 +98,6 @@ def apply_receipt(record: PushRecord, receipt: Receipt, when: datetime) -> bool:
 
 
 def deactivate_address(record: PushRecord, when: datetime) -> None:
-    if record.device_id:
-        Device.objects.filter(pk=record.device_id).update(
-            is_active=False, deactivated_at=when, deactivation_reason=Reason.INVALID_ADDRESS)
-    if record.contact_id:
-        Contact.objects.filter(pk=record.contact_id).update(
-            is_active=False, deactivated_at=when, deactivation_reason=Reason.INVALID_ADDRESS)
+    devices = [(record.device_id, None)] if record.device_id else []
+    contacts = [record.contact_id] if record.contact_id else []
+    deactivate(devices, contacts, when)
