@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def error(status: int, code: str, message: str) -> JsonResponse:
-    """Answer in the API's one error shape."""
+    """Return an error in the API's one error shape."""
     return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status)
 
 

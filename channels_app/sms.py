@@ -4,7 +4,7 @@ A text that fits the GSM 03.38 alphabet travels as 7-bit GSM: 160 septets in one
 part, 153 per part once it is split (the rest of each part carries the concatenation
 header). The extension characters, such as the euro sign and square brackets, take
 two septets each. Any other character, Chinese included, forces UCS-2: 70 UTF-16
-code units in one part, 67 per part when split; a character outside the Basic
+code units in one part, 67 per part when split. A character outside the Basic
 Multilingual Plane, such as most emoji, takes two units.
 """
 

@@ -58,7 +58,7 @@ class PreferenceRow:
 
 @dataclass(frozen=True)
 class TypeRules:
-    """What the notification type registry says about one type.
+    """The notification type registry's rules for one type.
 
     An unregistered type gets the defaults: transactional, not critical, and users may
     turn it off.
@@ -86,7 +86,7 @@ UNREGISTERED = TypeRules()
 
 @dataclass(frozen=True)
 class Counters:
-    """What reached the user today (their calendar day), and when this type last did."""
+    """Today's deliveries to the user (their calendar day) and this type's last send."""
 
     notifications_today: int = 0
     channel_messages_today: int = 0

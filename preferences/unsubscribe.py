@@ -3,7 +3,7 @@
 The link carries the user, type and channel, signed with SECRET_KEY, so a link for
 another user cannot be forged. It does not expire: a mail read a year later must still
 unsubscribe. A POST changes the preference at once (RFC 8058 one-click, sent by mail
-clients with the body `List-Unsubscribe=One-Click`); a GET only shows a page with a
+clients with the body `List-Unsubscribe=One-Click`). A GET only shows a page with a
 button, because mail scanners follow links with GET.
 """
 from django.conf import settings

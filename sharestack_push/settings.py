@@ -230,7 +230,7 @@ PUSH_RETRY_BASE_SECONDS = env_float("PUSH_RETRY_BASE_SECONDS", 30.0)
 PUSH_RETRY_MAX_SECONDS = env_float("PUSH_RETRY_MAX_SECONDS", 3600.0)
 PUSH_RELEASE_BATCH_SIZE = env_int("PUSH_RELEASE_BATCH_SIZE", 2000)
 PUSH_PROVIDER_TIMEOUT_SECONDS = env_float("PUSH_PROVIDER_TIMEOUT_SECONDS", 10.0)
-# When a provider holds an address back without saying for how long.
+# The wait when a provider delays an address without giving a retry time.
 PUSH_PROVIDER_DEFER_SECONDS = env_float("PUSH_PROVIDER_DEFER_SECONDS", 3600.0)
 # The preference page posts one checkbox per notification type and channel kind.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000

@@ -18,7 +18,7 @@ from templates.rendering import (
 
 @dataclass
 class Preview:
-    """What one template renders to, or the problems that stop it from rendering."""
+    """One template's rendered output, or the problems that stop it from rendering."""
 
     channel: str
     locale: str

@@ -33,7 +33,7 @@ class OutgoingMessage:
 
     `options` contains the request's settings for this channel kind, such as an app
     push's icon, sound, badge, click action and buttons, an SMS template code, or a
-    WeChat template id; each adapter documents the keys it reads. `variables` are the
+    WeChat template id. Each adapter documents the keys it reads. `variables` are the
     task's template variables, which SMS and WeChat templates take as parameters.
     """
 

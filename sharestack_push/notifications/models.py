@@ -233,8 +233,8 @@ class PushRecord(models.Model):
         related_name="records",
     )
     provider = models.CharField(max_length=32, blank=True, default="")
-    # What the address is: a device's provider key ("fcm", "apns") or a contact kind
-    # ("email", "phone", "wechat_openid"); only channels whose adapter takes this kind
+    # The address's kind: a device's provider key ("fcm", "apns") or a contact kind
+    # ("email", "phone", "wechat_openid"). Only channels whose adapter takes this kind
     # may send the record. Empty for a record addressed to a channel itself.
     address_kind = models.CharField(max_length=32, blank=True, default="")
     address = models.CharField(max_length=512, blank=True, default="")

@@ -129,7 +129,7 @@ def test_rate_limit_holds_across_processes():
     runs = [results.get(timeout=5), results.get(timeout=5)]
     total = sum(granted for granted, _, _ in runs)
     elapsed = max(end for _, _, end in runs) - min(start for _, start, _ in runs)
-    # A burst of 10 plus 10 per second while either process ran; each process alone
+    # A burst of 10 plus 10 per second while either process ran. Each process alone
     # would get that much, so two separate limits would grant about twice as many.
     assert 10 <= total <= 10 + 10 * elapsed + 1
 

@@ -253,7 +253,7 @@ class FakeApns:
             self._scripts.setdefault(token, deque()).extend(reasons)
 
     def unregister(self, token: str, at: float) -> None:
-        """Answer the token's next request with 410 Unregistered, invalid since `at`
+        """Respond to the token's next request with 410 Unregistered, invalid since `at`
         (seconds since the epoch)."""
         with self._lock:
             self._unregistered_at[token] = at

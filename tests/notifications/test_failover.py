@@ -23,7 +23,7 @@ def unreachable_port() -> int:
 
 
 def broken_fcm_channel(fcm, **fields) -> Channel:
-    """An FCM channel tried before the working one, on a port nobody listens on."""
+    """An FCM channel tried before the working one, on a port with no listener."""
     base = f"http://127.0.0.1:{unreachable_port()}"
     return Channel.objects.create(
         name="fcm-broken", kind="app", provider="fcm", priority=1,
@@ -195,7 +195,7 @@ def test_marketing_email_carries_one_click_unsubscribe(db, frozen_clock, post_pu
 
 
 class ScriptedAdapter(Provider):
-    """Answers every message with the result a test sets, to test what the pipeline
+    """Return the result a test sets for every message, to test what the pipeline
     does with results that the fakes cannot produce on demand."""
 
     key = "scripted"
@@ -258,7 +258,7 @@ def test_provider_deferral_waits_without_counting_an_attempt(scripted, frozen_cl
 
 
 class RaisingAdapter(ScriptedAdapter):
-    """Raises on any message whose body says so, as an adapter bug would."""
+    """Raise on any message whose body is "boom", as an adapter bug would."""
 
     key = "raising"
 

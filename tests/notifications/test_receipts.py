@@ -1,4 +1,4 @@
-"""Receipts move records forward only, and the callback endpoint's answers."""
+"""Receipts move records forward only, and the callback endpoint's responses."""
 from datetime import UTC, datetime
 
 import pytest
