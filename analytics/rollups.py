@@ -16,8 +16,7 @@ from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, RecordStatus
 from sharestack_push.notifications.models import PushRecord, PushTask
 
-# NOTE: records that fail before a send is attempted (no channel or a template error
-# at fan-out) are not counted as failed, and nothing adds unsubscribes yet.
+# NOTE: nothing adds unsubscribes yet.
 COUNTERS = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
 # campaign_id of records that belong to no campaign.
 NO_CAMPAIGN = 0
@@ -68,9 +67,9 @@ def send_cost(record: PushRecord) -> tuple[int, Decimal]:
 
 
 def count_send_results(records: Iterable[PushRecord]) -> None:
-    """Add the records that a send left sent or failed to their roll-ups.
+    """Add records that a send left sent or failed, or that fan-out stored failed.
 
-    The records must have been claimed for this send, so that each status is new.
+    Each status must be new: the records were claimed for this send, or just inserted.
     Their task must be loaded, for its notification type.
     Call it in the transaction that stores the records' new status.
     """

@@ -24,6 +24,33 @@ def preparer(field: models.Field, connection) -> Callable[[Any], Any]:
     return lambda value: field.get_db_prep_save(value, connection)
 
 
+def insert_sql(model: type[models.Model], conflict_fields: list[str], connection) -> str:
+    """Build an INSERT of one row of every non-key column that skips unique conflicts."""
+    quote = connection.ops.quote_name
+    fields = insert_fields(model)
+    columns = ", ".join(quote(field.column) for field in fields)
+    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in conflict_fields)
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING"
+    )
+
+
+def insert_fields(model: type[models.Model]) -> list[models.Field]:
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+def insert_rows(model: type[models.Model], instances: Sequence[models.Model], connection) -> list[list]:
+    fields = insert_fields(model)
+    prepare = [preparer(field, connection) for field in fields]
+    rows = []
+    for instance in instances:
+        for field in fields:
+            field.pre_save(instance, add=True)
+        rows.append([prep(getattr(instance, field.attname)) for field, prep in zip(fields, prepare)])
+    return rows
+
+
 def insert_ignoring_conflicts(
     model: type[models.Model], instances: Sequence[models.Model], conflict_fields: list[str]
 ) -> None:
@@ -31,23 +58,38 @@ def insert_ignoring_conflicts(
     if not instances:
         return
     connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    prepare = [preparer(field, connection) for field in fields]
-    columns = ", ".join(quote(field.column) for field in fields)
-    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in conflict_fields)
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({conflict}) DO NOTHING"
-    )
-    rows = []
-    for instance in instances:
-        for field in fields:
-            field.pre_save(instance, add=True)
-        rows.append([prep(getattr(instance, field.attname)) for field, prep in zip(fields, prepare)])
+    sql = insert_sql(model, conflict_fields, connection)
+    rows = insert_rows(model, instances, connection)
     with transaction.atomic(using=connection.alias, savepoint=False):
         with connection.cursor() as cursor:
             cursor.executemany(sql, rows)
+
+
+def insert_new(
+    model: type[models.Model], instances: Sequence[models.Model], conflict_fields: list[str]
+) -> list[models.Model]:
+    """Insert instances one statement each; return those that were new, with their keys.
+
+    Slower than insert_ignoring_conflicts, for the few rows whose caller must know
+    whether this insert or an earlier one stored them.
+    """
+    if not instances:
+        return []
+    connection = connections[router.db_for_write(model)]
+    pk_column = connection.ops.quote_name(model._meta.pk.column)
+    sql = f"{insert_sql(model, conflict_fields, connection)} RETURNING {pk_column}"
+    rows = insert_rows(model, instances, connection)
+    inserted = []
+    with transaction.atomic(using=connection.alias, savepoint=False):
+        with connection.cursor() as cursor:
+            for instance, row in zip(instances, rows):
+                cursor.execute(sql, row)
+                returned = cursor.fetchone()
+                if returned is not None:
+                    instance.pk = returned[0]
+                    instance._state.adding = False
+                    inserted.append(instance)
+    return inserted
 
 
 def update_fields(

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from sharestack_push.notifications.bulk import insert_ignoring_conflicts
 from sharestack_push.notifications.constants import (
     OPEN_RECORD_STATUSES,
     Reason,
@@ -29,7 +28,7 @@ from sharestack_push.notifications.dispatch import (
     enqueue_by_kind,
     finish_task_if_done,
 )
-from sharestack_push.notifications.fanout import build_records
+from sharestack_push.notifications.fanout import build_records, store_records
 from sharestack_push.notifications.models import FallbackState, PushRecord, PushTask
 from sharestack_push.notifications.strategy import chain_kinds
 
@@ -179,9 +178,7 @@ def create_step(
         record.fallback_step = previous.fallback_step + 1
         record.fallback_of_id = previous.pk
         record.fallback_state = FallbackState.WAITING if more else FallbackState.NONE
-    insert_ignoring_conflicts(
-        PushRecord, records, ["task", "user_id", "channel_kind", "address"]
-    )
+    store_records(records)
     logger.info(
         "fallback: task %s user %s moves from %s to %s after record %s",
         task.pk,

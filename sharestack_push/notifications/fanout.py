@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.db.models.base import ModelState
 
+from analytics.rollups import count_send_results
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from preferences.frequency import CountRequest, frequency_counter
 from preferences.models import UserProfile, UserPushPreference
@@ -34,7 +36,7 @@ from preferences.policy import (
 )
 from preferences.sms_opt_out import marketing_sms_opt_outs
 from sharestack_push.notifications import clock
-from sharestack_push.notifications.bulk import insert_ignoring_conflicts
+from sharestack_push.notifications.bulk import insert_ignoring_conflicts, insert_new
 from sharestack_push.notifications.constants import (
     DELIVERED_RECORD_STATUSES,
     ChannelKind,
@@ -43,7 +45,7 @@ from sharestack_push.notifications.constants import (
 )
 from sharestack_push.notifications.content import RenderCache
 from sharestack_push.notifications.delivery import CHANNEL_ADDRESS_KIND, ChannelChooser
-from sharestack_push.notifications.models import PushRecord, PushTask
+from sharestack_push.notifications.models import RECORD_UNIQUE_FIELDS, PushRecord, PushTask
 from sharestack_push.notifications.types import rules_for
 from sharestack_push.notifications.strategy import first_kinds, plan_first_step
 from sharestack_push.notifications.variants import assign_variant
@@ -406,14 +408,25 @@ def create_chunk_records(
     now = now or clock.now()
     records = build_records(task, user_ids, now)
     plan_first_step(task, records, now)
-    insert_ignoring_conflicts(
-        PushRecord, records, ["task", "user_id", "channel_kind", "address"]
-    )
+    store_records(records)
     return list(
         PushRecord.objects.filter(
             task=task, user_id__in=user_ids, status=RecordStatus.QUEUED
         ).values_list("id", "channel_kind")
     )
+
+
+def store_records(records: list[PushRecord]) -> None:
+    """Insert new records, skipping those an earlier run of the same job stored.
+
+    Records that failed before any send (no channel, a rendering error) are counted in
+    the roll-ups here, once: only the inserts that were new add to the count.
+    """
+    failed = [record for record in records if record.status == RecordStatus.FAILED]
+    others = [record for record in records if record.status != RecordStatus.FAILED]
+    with transaction.atomic():
+        insert_ignoring_conflicts(PushRecord, others, RECORD_UNIQUE_FIELDS)
+        count_send_results(insert_new(PushRecord, failed, RECORD_UNIQUE_FIELDS))
 
 
 def create_channel_records(task: PushTask) -> list[tuple[int, str]]:
@@ -434,9 +447,7 @@ def create_channel_records(task: PushTask) -> list[tuple[int, str]]:
         )
         for channel in Channel.objects.filter(name__in=names)
     ]
-    insert_ignoring_conflicts(
-        PushRecord, records, ["task", "user_id", "channel_kind", "address"]
-    )
+    insert_ignoring_conflicts(PushRecord, records, RECORD_UNIQUE_FIELDS)
     return list(
         PushRecord.objects.filter(
             task=task, address_kind=CHANNEL_ADDRESS_KIND, status=RecordStatus.QUEUED

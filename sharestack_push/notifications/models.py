@@ -219,6 +219,10 @@ class FallbackState(models.TextChoices):
     STOPPED = "stopped", "Chain stopped"
 
 
+# A record is one message to one address: a repeated fan-out must not store it twice.
+RECORD_UNIQUE_FIELDS = ["task", "user_id", "channel_kind", "address"]
+
+
 class PushRecord(models.Model):
     """One message to one address on one channel kind."""
 
@@ -278,7 +282,7 @@ class PushRecord(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["task", "user_id", "channel_kind", "address"],
+                fields=RECORD_UNIQUE_FIELDS,
                 name="unique_record_per_address",
             ),
         ]

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, TruncHour
 from analytics.models import HourlyStat
 from channels_app.models import Channel, Contact
 from channels_app.providers.base import Receipt, ReceiptEvent
+from sharestack_push.notifications.fanout import create_chunk_records
 from sharestack_push.notifications.models import PushRecord
 from sharestack_push.notifications.receipts import apply_receipts
 from tests.notifications.conftest import add_app_user
@@ -125,3 +126,15 @@ def test_repeated_receipt_counts_once(fcm, frozen_clock, post_push, push_client)
         push_client.post(EVENTS_URL, {"record_id": record.pk, "event": "opened"}, format="json")
     stat = HourlyStat.objects.get()
     assert (stat.sent, stat.delivered, stat.opened, stat.clicked) == (1, 1, 1, 0)
+
+
+def test_fanout_failure_counts_once(frozen_clock, post_push):
+    # No channel serves app push, so fan-out stores the record failed, with no send.
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(START)
+    post_push(notification_id="n1", user_id="ann")
+    record = PushRecord.objects.get()
+    create_chunk_records(record.task, ["ann"], START)
+
+    assert (record.status, record.reason) == ("failed", "no_channel_configured")
+    assert HourlyStat.objects.get().failed == 1
