@@ -1,4 +1,5 @@
 """The admin's campaigns and segments: compose, send once, watch progress, cancel."""
+import logging
 from typing import Any
 
 from django import forms
@@ -29,6 +30,8 @@ from sharestack_push.notifications.service import (
     TaskFinished,
     cancel_task,
 )
+
+logger = logging.getLogger(__name__)
 
 # The progress page reloads itself this often, in seconds, until the task finishes.
 PROGRESS_REFRESH_SECONDS = 3
@@ -187,9 +190,11 @@ class CampaignAdmin(admin.ModelAdmin):
         try:
             task = send_campaign(campaign.pk, request.user)
         except AlreadySent as error:
+            logger.warning("campaign: %s not sent again: %s", campaign.pk, error)
             messages.warning(request, str(error))
             return self.redirect(campaign, "progress")
         except CampaignInvalid as error:
+            logger.warning("campaign: %s not sent, invalid: %s", campaign.pk, error)
             for field, field_messages in error.errors.items():
                 for message in field_messages:
                     prefix = f"{field}: " if field else ""
@@ -260,6 +265,7 @@ def cancel_and_report(request: HttpRequest, campaign: Campaign) -> None:
     try:
         _, stopped = cancel_task(PushTask.objects.filter(campaign=campaign), task.pk)
     except TaskFinished as error:
+        logger.warning("campaign: %s not cancelled: %s", campaign.pk, error)
         messages.error(request, f"Campaign {campaign.name!r} not cancelled: {error}")
         return
     messages.success(

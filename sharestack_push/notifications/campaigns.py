@@ -27,12 +27,12 @@ from sharestack_push.notifications.strategy import OPTIMAL
 logger = logging.getLogger(__name__)
 
 USER_ID_MAX_LENGTH = 64
-# Uploaded ids are inserted this many at a time; memory holds one batch.
+# Uploaded ids are inserted this many at a time, so memory keeps one batch.
 RECIPIENT_BATCH_SIZE = 5000
 # An upload with more bad lines lists only the first ones.
 MAX_LISTED_ERRORS = 20
-# A push API field: the campaign field that holds its value.
-FIELD_OF_API_FIELD = {
+# A push API field: the campaign field that stores its value.
+CAMPAIGN_FIELD_BY_API_FIELD = {
     "notification_type": "notification_type",
     "template": "template_name",
     "variables": "variables",
@@ -87,8 +87,8 @@ def campaign_content(campaign: Campaign) -> dict[str, Any]:
 def push_payload(campaign: Campaign) -> dict[str, Any]:
     """Build the push API request body that the campaign stands for.
 
-    Every audience reaches users, so the body says broadcast, which the API validates
-    like a segment or a list; the task's real target is set after validation.
+    Every audience reaches users, so the body sets broadcast, which the API validates
+    as it would a segment or a list. The task's real target is set after validation.
     """
     data: dict[str, Any] = {
         "notification_id": f"campaign-{campaign.pk}",
@@ -139,7 +139,7 @@ def campaign_errors(detail: Any) -> dict[str | None, list[str]]:
     errors: dict[str | None, list[str]] = {}
     for path, message in flatten_errors(detail):
         top = path.split(".")[0].split("[")[0]
-        field = FIELD_OF_API_FIELD.get(top)
+        field = CAMPAIGN_FIELD_BY_API_FIELD.get(top)
         text = message if field and path == top else f"{path}: {message}"
         errors.setdefault(field, []).append(text)
     return errors
@@ -304,7 +304,7 @@ def insert_recipients(campaign: Campaign, user_ids: dict[str, None]) -> None:
 
 
 def audience_size(campaign: Campaign) -> int:
-    """Count the users the campaign's audience holds now."""
+    """Count the users in the campaign's audience now."""
     if campaign.audience == Campaign.Audience.UPLOAD:
         return campaign.recipients.count()
     if campaign.audience == Campaign.Audience.SEGMENT:
@@ -322,7 +322,7 @@ def campaign_progress(campaign: Campaign, task: PushTask) -> dict[str, Any]:
         for status, count in statuses.items():
             by_status[status] = by_status.get(status, 0) + count
     params = {"campaign": [campaign.pk]}
-    totals = delivery_stats(params)["totals"] | {"label": "all"}
+    totals = delivery_stats(params)["totals"] | {"label": "total"}
     by_channel = delivery_stats(params | {"group_by": ["channel"]}).get("groups", [])
     by_variant = delivery_stats(params | {"group_by": ["variant"]}).get("groups", [])
     return {

@@ -363,11 +363,16 @@ class Campaign(models.Model):
         max_length=100, blank=True, default="",
         help_text="An active template; leave empty to write the title and body here.",
     )
-    variables = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(
+        default=dict, blank=True, help_text="Template variables as a JSON object."
+    )
     title = models.CharField(max_length=500, blank=True, default="")
     body = models.TextField(max_length=10_000, blank=True, default="")
-    # Per channel kind, settings the adapters read, as the push API's options.
-    options = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text="Per channel kind, settings for the adapters, as the push API's "
+        'options: {"app": {"sound": "default"}, "sms": {"template_code": "SMS_1"}}.',
+    )
     audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL)
     segment = models.ForeignKey(
         Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
@@ -378,9 +383,12 @@ class Campaign(models.Model):
     )
     send_mode = models.CharField(max_length=16, choices=SendMode.choices, default=SendMode.NOW)
     schedule_time = models.DateTimeField(null=True, blank=True)
-    # A/B variants as the push API takes them; a variant without template and
-    # content uses the campaign's.
-    variants = models.JSONField(default=list, blank=True)
+    variants = models.JSONField(
+        default=list, blank=True,
+        help_text='A/B test, as the push API\'s variants: [{"name": "a", "weight": 1}, '
+        '{"name": "b", "weight": 1, "content": {"title": "…", "body": "…"}}]. A variant '
+        "without template and content uses the campaign's.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

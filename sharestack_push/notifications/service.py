@@ -70,8 +70,8 @@ def save_task(task: PushTask) -> None:
     """Store a new task and enqueue its dispatch when the transaction commits.
 
     A scheduled task is not enqueued: beat releases it when it is due. Raises
-    IntegrityError when a unique constraint (notification id per key, one task per
-    campaign) already holds another task.
+    IntegrityError when another task has the same key and notification id, or the
+    same campaign.
     """
     with transaction.atomic():
         task.save()

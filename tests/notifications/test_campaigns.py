@@ -311,8 +311,8 @@ def test_admin_double_submit_sends_once(staff_client, fcm, campaign, run_jobs):
 
 def test_admin_send_shows_api_error(staff_client, campaign):
     response = staff_client.post(send_url(campaign), follow=True)
-    shown = [str(message) for message in response.context["messages"]]
-    assert shown == ["Not sent. recipients_file: Upload a CSV of user ids first."]
+    notices = [str(message) for message in response.context["messages"]]
+    assert notices == ["Not sent. recipients_file: Upload a CSV of user ids first."]
     assert not PushTask.objects.exists()
 
 
@@ -335,8 +335,8 @@ def test_admin_cancel_action(staff_client, frozen_clock, campaign):
 def test_admin_cancel_unsent_campaign_reports(staff_client, campaign):
     url = reverse("admin:notifications_campaign_cancel", args=[campaign.pk])
     response = staff_client.post(url, follow=True)
-    shown = [str(message) for message in response.context["messages"]]
-    assert shown == ["Campaign 'Winter sale' was not sent, so nothing to cancel."]
+    notices = [str(message) for message in response.context["messages"]]
+    assert notices == ["Campaign 'Winter sale' was not sent, so nothing to cancel."]
 
 
 def test_admin_form_rejects_unknown_template(staff_client):
@@ -373,3 +373,40 @@ def test_sent_campaign_is_read_only(staff_client, campaign):
 
     campaign.refresh_from_db()
     assert campaign.name == "Winter sale"
+
+
+def progress_page(staff_client, campaign: Campaign) -> str:
+    url = reverse("admin:notifications_campaign_progress", args=[campaign.pk])
+    return staff_client.get(url).content.decode()
+
+
+def test_progress_reloads_while_sending(staff_client, campaign):
+    store_recipients(campaign, csv_file("user_id\nada\n"))
+    task = send_campaign(campaign.pk, None)
+    PushTask.objects.filter(pk=task.pk).update(status="processing")
+    assert '<meta http-equiv="refresh" content="3">' in progress_page(staff_client, campaign)
+
+
+def test_progress_stops_reloading_when_done(staff_client, campaign):
+    store_recipients(campaign, csv_file("user_id\nada\n"))
+    task = send_campaign(campaign.pk, None)
+    PushTask.objects.filter(pk=task.pk).update(status="completed")
+    page = progress_page(staff_client, campaign)
+    assert 'http-equiv="refresh"' not in page
+    assert "completed" in page
+
+
+def test_progress_of_unsent_campaign(staff_client, campaign):
+    assert "Not sent yet." in progress_page(staff_client, campaign)
+
+
+def test_segment_admin_previews_count(staff_client):
+    add_app_user("ada", "token-ada")
+    add_app_user("bo", "token-bo")
+    set_attributes("ada", {"plan": "pro"})
+    segment = Segment.objects.create(
+        name="pro", conditions=[{"attribute": "plan", "operator": "equals", "value": "pro"}]
+    )
+    response = staff_client.get(reverse("admin:notifications_segment_change", args=[segment.pk]))
+    assert response.status_code == 200
+    assert '<div class="readonly">1</div>' in response.content.decode()

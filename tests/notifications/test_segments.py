@@ -1,7 +1,7 @@
 """Segments: conditions over profile attributes, their validation and their audiences.
 
-The suite runs on PostgreSQL. The JSON lookups differ by database, so this file is
-also meant to pass with DATABASE_URL pointing at SQLite.
+The suite runs on PostgreSQL. Django compiles the JSON lookups differently per
+database, so this file also passes with DATABASE_URL=sqlite:////tmp/segments.sqlite3.
 """
 import pytest
 from django.core.exceptions import ValidationError
@@ -72,8 +72,8 @@ def test_segment_without_conditions_matches_everyone(cast):
         ({"attribute": "plan"}, "Enter a JSON list of conditions."),
         (["plan"], "Condition 0: must be an object with attribute, operator and value."),
         ([{"attribute": "plan", "operator": "like", "value": "p"}],
-         "Condition 0: operator must be one of equals, not_equals, one_of, greater_than, "
-         "less_than, exists, not_exists."),
+         ("Condition 0: operator must be one of equals, not_equals, one_of, greater_than, "
+          "less_than, exists, not_exists.")),
         ([{"attribute": "a b", "operator": "exists"}],
          "Condition 0: attribute must be a name of letters, digits and _ (at most 64)."),
         ([{"attribute": "age", "operator": "greater_than", "value": "30"}],
