@@ -33,7 +33,7 @@ from sharestack_push.notifications.service import (
 
 logger = logging.getLogger(__name__)
 
-# The progress page reloads itself this often, in seconds, until the task finishes.
+# The progress page reloads itself this often, in seconds, while its task is active.
 PROGRESS_REFRESH_SECONDS = 3
 # Task statuses in which records are still being created or sent.
 ACTIVE_TASK_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
@@ -68,7 +68,7 @@ class CampaignForm(forms.ModelForm):
         exclude = ["created_by"]
 
     def clean_variables(self) -> Any:
-        # An emptied JSON box gives None, which the column does not take.
+        # An empty JSON box cleans to None, which the non-null column rejects.
         return self.cleaned_data.get("variables") or {}
 
     def clean_options(self) -> Any:
@@ -89,7 +89,7 @@ class CampaignForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         super()._post_clean()
-        if self.errors:
+        if self.errors or (self.instance.pk and sent_task(self.instance) is not None):
             return
         audience = self.instance.audience
         has_list = self.cleaned_data.get("recipients_file") or (
@@ -257,7 +257,7 @@ def active(task: PushTask | None) -> bool:
 
 
 def cancel_and_report(request: HttpRequest, campaign: Campaign) -> None:
-    """Cancel the campaign's task through the API's cancel logic and say what happened."""
+    """Cancel the campaign's task through the API's cancel logic, with a message on the outcome."""
     task = sent_task(campaign)
     if task is None:
         messages.error(request, f"Campaign {campaign.name!r} was not sent, so nothing to cancel.")
