@@ -257,7 +257,7 @@ def active(task: PushTask | None) -> bool:
 
 
 def cancel_and_report(request: HttpRequest, campaign: Campaign) -> None:
-    """Cancel the campaign's task through the API's cancel logic, with a message on the outcome."""
+    """Cancel the campaign's task by the API's cancel logic and add a message on the outcome."""
     task = sent_task(campaign)
     if task is None:
         messages.error(request, f"Campaign {campaign.name!r} was not sent, so nothing to cancel.")
