@@ -105,8 +105,8 @@ class HourlyStat(models.Model):
     channel_kind = models.CharField(max_length=16)
     provider = models.CharField(max_length=32, blank=True, default="")
     notification_type = models.CharField(max_length=64)
-    # NOTE: nothing fills this yet; every row has campaign 0, meaning no campaign. It is
-    # not nullable, so the unique key works on SQLite as well as PostgreSQL.
+    # The record's task's campaign, or 0 for no campaign. It is not nullable, so the
+    # unique key works on SQLite as well as PostgreSQL.
     campaign_id = models.BigIntegerField(default=0)
     variant = models.CharField(max_length=64, blank=True, default="")
     sent = models.BigIntegerField(default=0)

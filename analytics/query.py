@@ -17,6 +17,7 @@ GROUPS: dict[str, Any] = {
     "provider": F("provider"),
     "type": F("notification_type"),
     "variant": F("variant"),
+    "campaign": F("campaign_id"),
     "day": TruncDay("hour", tzinfo=timezone.utc),
     "hour_of_day": ExtractHour("hour", tzinfo=timezone.utc),
 }
@@ -26,6 +27,7 @@ FILTERS = {
     "provider": "provider",
     "type": "notification_type",
     "variant": "variant",
+    "campaign": "campaign_id",
 }
 
 

@@ -22,7 +22,7 @@ COUNTERS = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", 
 NO_CAMPAIGN = 0
 KEY_FIELDS = ("hour", "channel_kind", "provider", "notification_type", "campaign_id", "variant")
 
-Key = tuple[datetime, str, str, str, int | None, str]
+Key = tuple[datetime, str, str, str, int, str]
 
 
 class Changes:
@@ -33,8 +33,9 @@ class Changes:
             lambda: dict.fromkeys(COUNTERS, 0) | {"cost": Decimal(0)}
         )
 
-    def add(self, record: PushRecord, notification_type: str, **increments: int | Decimal) -> None:
-        row = self.rows[row_key(record, notification_type)]
+    def add(self, record: PushRecord, notification_type: str, campaign_id: int | None,
+            **increments: int | Decimal) -> None:
+        row = self.rows[row_key(record, notification_type, campaign_id)]
         for name, amount in increments.items():
             row[name] += amount
 
@@ -49,10 +50,10 @@ def cohort_hour(record: PushRecord) -> datetime:
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def row_key(record: PushRecord, notification_type: str) -> Key:
+def row_key(record: PushRecord, notification_type: str, campaign_id: int | None) -> Key:
     return (
         cohort_hour(record), record.channel_kind, record.provider, notification_type,
-        NO_CAMPAIGN, record.variant,
+        campaign_id or NO_CAMPAIGN, record.variant,
     )
 
 
@@ -70,16 +71,19 @@ def count_send_results(records: Iterable[PushRecord]) -> None:
     """Add records that a send left sent or failed, or that fan-out stored failed.
 
     Each status must be new: the records were claimed for this send, or just inserted.
-    Their task must be loaded, for its notification type.
-    Call it in the transaction that stores the records' new status.
+    Their task must be loaded, for its notification type and campaign id, so that
+    no record costs a query. Call it in the transaction that stores the records'
+    new status.
     """
     changes = Changes()
     for record in records:
+        task = record.task
         if record.status == RecordStatus.SENT:
             segments, cost = send_cost(record)
-            changes.add(record, record.task.notification_type, sent=1, segments=segments, cost=cost)
+            changes.add(record, task.notification_type, task.campaign_id,
+                        sent=1, segments=segments, cost=cost)
         elif record.status == RecordStatus.FAILED:
-            changes.add(record, record.task.notification_type, failed=1)
+            changes.add(record, task.notification_type, task.campaign_id, failed=1)
     changes.save()
 
 
@@ -94,11 +98,11 @@ def count_receipt(record: PushRecord, set_times: Iterable[str], failed: bool) ->
         increments["failed"] = 1
     if not increments:
         return
-    notification_type = (
-        PushTask.objects.values_list("notification_type", flat=True).get(pk=record.task_id)
-    )
+    notification_type, campaign_id = PushTask.objects.values_list(
+        "notification_type", "campaign_id"
+    ).get(pk=record.task_id)
     changes = Changes()
-    changes.add(record, notification_type, **increments)
+    changes.add(record, notification_type, campaign_id, **increments)
     changes.save()
 
 

@@ -117,6 +117,9 @@ class StatsQuerySerializer(serializers.Serializer):
     provider = ListField(help_text="Provider keys, comma-separated.")
     type = ListField(help_text="Notification types, comma-separated.")
     variant = ListField(help_text="A/B variant names, comma-separated.")
+    campaign = ListField(
+        help_text="Campaign ids, comma-separated; 0 selects messages of no campaign."
+    )
     group_by = ListField(choices=list(GROUPS), help_text="Group keys, comma-separated.")
     variant_of = serializers.UUIDField(
         required=False,
@@ -128,6 +131,14 @@ class StatsQuerySerializer(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = fields.pop("start")
         return fields
+
+    def validate_campaign(self, value: list[str]) -> list[int]:
+        invalid = [item for item in value if not item.isascii() or not item.isdigit()]
+        if invalid:
+            raise serializers.ValidationError(
+                f"Campaign ids are whole numbers; {', '.join(invalid)} is not."
+            )
+        return [int(item) for item in value]
 
     def validate(self, attrs):
         if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
@@ -150,7 +161,7 @@ class StatsView(ApiView):
     # Checked per request: statistics need the admin scope, variant_of the push scope.
     required_scope = None
     allowed_query_params = ("from", "to", "channel", "provider", "type", "variant",
-                            "group_by", "variant_of")
+                            "campaign", "group_by", "variant_of")
 
     @extend_schema(
         parameters=[StatsQuerySerializer],
@@ -159,7 +170,9 @@ class StatsView(ApiView):
         "clicked, failed and unsubscribed, billed SMS segments and cost, with the "
         "delivery rate (delivered / sent) and the open and click rates (over "
         "delivered). Each message counts in the UTC hour it was sent (or failed, if "
-        "never sent), and its later events count in that same hour. Needs the admin "
+        "never sent), and its later events count in that same hour. campaign "
+        "filters by the ids of admin campaigns, and group_by=campaign gives one row per "
+        "campaign id, 0 being messages sent outside any campaign. Needs the admin "
         "scope. With variant_of, returns instead the per-variant counts of one task "
         "visible to the key, and needs the push scope.",
         responses=inline_serializer(

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.db.models import Count
 from django.http import HttpRequest
 
+# Imported for its side effect: it registers the campaign and segment admins.
+from sharestack_push.notifications import campaign_admin  # noqa: F401
 from sharestack_push.notifications.models import ApiKey, NotificationType, PushRecord, PushTask
 
 

@@ -14,6 +14,7 @@ from sharestack_push.notifications.constants import (
     RecordStatus,
     TaskStatus,
 )
+from sharestack_push.notifications.segments import validate_segment_conditions
 
 API_KEY_PREFIX_LENGTH = 8
 
@@ -149,6 +150,10 @@ class PushTask(models.Model):
         BROADCAST = "broadcast", "All users"
         # Only channels named in the request, such as a group robot; no user.
         CHANNELS = "channels", "Named channels only"
+        # A campaign's saved segment, evaluated when the task is dispatched.
+        SEGMENT = "segment", "A saved segment"
+        # A campaign's uploaded list of user ids (CampaignRecipient rows).
+        UPLOAD = "upload", "An uploaded list of users"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(
@@ -185,6 +190,10 @@ class PushTask(models.Model):
     error_message = models.TextField(blank=True, default="")
     chunks_total = models.PositiveIntegerField(null=True, blank=True)
     chunks_done = models.PositiveIntegerField(default=0)
+    # The campaign that created the task; unique, so a campaign is sent at most once.
+    campaign = models.OneToOneField(
+        "Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="task"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -309,3 +318,106 @@ class PushRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_kind} to {self.user_id} ({self.status})"
+
+
+class Segment(models.Model):
+    """A saved filter over UserProfile.attributes: users matching every condition.
+
+    conditions is a list of {"attribute", "operator", "value"} objects; the operators
+    are listed in segments.OPERATORS.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    conditions = models.JSONField(
+        default=list, validators=[validate_segment_conditions],
+        help_text='A JSON list, such as [{"attribute": "plan", "operator": "equals", '
+        '"value": "pro"}, {"attribute": "age", "operator": "greater_than", "value": 30}]. '
+        "Operators: equals, not_equals, one_of (value is a list), greater_than, "
+        "less_than, exists, not_exists (no value).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    """A notification composed by staff in the admin, sent once as one PushTask."""
+
+    class Audience(models.TextChoices):
+        ALL = "all", "All users"
+        SEGMENT = "segment", "A saved segment"
+        UPLOAD = "upload", "An uploaded CSV of user ids"
+
+    class SendMode(models.TextChoices):
+        NOW = "now", "Now"
+        AT = "at", "At a time"
+        OPTIMAL = "optimal", "At each user's most active hour"
+
+    name = models.CharField(max_length=200)
+    notification_type = models.CharField(
+        max_length=64,
+        validators=[RegexValidator(r"^[\w.:-]+$", "Use letters, digits, _ . : and - only.")],
+    )
+    template_name = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="An active template; leave empty to write the title and body here.",
+    )
+    variables = models.JSONField(
+        default=dict, blank=True, help_text="Template variables as a JSON object."
+    )
+    title = models.CharField(max_length=500, blank=True, default="")
+    body = models.TextField(max_length=10_000, blank=True, default="")
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text="Per channel kind, settings for the adapters, as the push API's "
+        'options: {"app": {"sound": "default"}, "sms": {"template_code": "SMS_1"}}.',
+    )
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ALL)
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    channels = models.JSONField(default=list, blank=True)
+    priority = models.CharField(
+        max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
+    send_mode = models.CharField(max_length=16, choices=SendMode.choices, default=SendMode.NOW)
+    schedule_time = models.DateTimeField(null=True, blank=True)
+    variants = models.JSONField(
+        default=list, blank=True,
+        help_text='A/B test, as the push API\'s variants: [{"name": "a", "weight": 1}, '
+        '{"name": "b", "weight": 1, "content": {"title": "…", "body": "…"}}]. A variant '
+        "without template and content uses the campaign's.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignRecipient(models.Model):
+    """One user id of a campaign's uploaded audience."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    user_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "user_id"], name="unique_campaign_recipient"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id

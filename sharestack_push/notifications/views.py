@@ -1,6 +1,5 @@
 import logging
 
-from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -9,14 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from analytics.counts import task_counts
-from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
-from sharestack_push.notifications.constants import (
-    Reason,
-    RecordStatus,
-    Scope,
-    TaskStatus,
-)
+from sharestack_push.notifications.constants import Scope
 from sharestack_push.notifications.models import PushTask
 from sharestack_push.notifications.serializers import (
     PushAcceptedSerializer,
@@ -24,12 +17,15 @@ from sharestack_push.notifications.serializers import (
     PushSerializer,
     PushTaskSerializer,
 )
-from sharestack_push.notifications.tasks import enqueue_dispatch
+from sharestack_push.notifications.service import (
+    TaskFinished,
+    cancel_task,
+    create_api_task,
+    validate_push,
+)
 from sharestack_push.notifications.variants import variant_counts
 
 logger = logging.getLogger(__name__)
-
-FINISHED_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
 class Conflict(exceptions.APIException):
@@ -39,37 +35,6 @@ class Conflict(exceptions.APIException):
 
 def accepted_body(task: PushTask) -> dict:
     return {"id": str(task.pk), "notification_id": task.notification_id, "status": task.status}
-
-
-def task_from_request(data: dict, api_key) -> PushTask:
-    now = clock.now()
-    schedule_time = data.get("schedule_time")
-    target = PushTask.Target.USER
-    if data.get("broadcast"):
-        target = PushTask.Target.BROADCAST
-    elif data.get("user_ids"):
-        target = PushTask.Target.USERS
-    elif not data.get("user_id"):
-        target = PushTask.Target.CHANNELS
-    return PushTask(
-        api_key=api_key,
-        notification_id=data["notification_id"],
-        notification_type=data["notification_type"],
-        target=target,
-        user_id=data.get("user_id", ""),
-        user_ids=data.get("user_ids", []),
-        channels=data["channels"],
-        template_name=data.get("template", ""),
-        content=data.get("content") or {},
-        variables=data.get("variables") or {},
-        options=data.get("options") or {},
-        priority=data["priority"],
-        schedule_time=schedule_time,
-        send_at=data.get("send_at", ""),
-        fallback=data.get("fallback") or {},
-        variants=[dict(entry) for entry in data.get("variants", [])],
-        status=TaskStatus.SCHEDULED if schedule_time and schedule_time > now else TaskStatus.PENDING,
-    )
 
 
 class PushView(ApiView):
@@ -83,25 +48,9 @@ class PushView(ApiView):
         "with the same key returns the existing task with 200 and sends nothing again.",
     )
     def post(self, request: Request) -> Response:
-        serializer = PushSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        existing = PushTask.objects.filter(
-            api_key=request.auth,
-            notification_id=serializer.validated_data["notification_id"],
-        ).first()
-        if existing is not None:
-            return Response(accepted_body(existing), status=status.HTTP_200_OK)
-
-        task = task_from_request(serializer.validated_data, request.auth)
-        try:
-            with transaction.atomic():
-                task.save()
-                if task.status == TaskStatus.PENDING:
-                    transaction.on_commit(lambda: enqueue_dispatch(str(task.pk)))
-        except IntegrityError:
-            # Another request with the same notification_id won the race.
-            existing = PushTask.objects.get(api_key=request.auth, notification_id=task.notification_id)
-            return Response(accepted_body(existing), status=status.HTTP_200_OK)
+        task, created = create_api_task(validate_push(request.data), request.auth)
+        if not created:
+            return Response(accepted_body(task), status=status.HTTP_200_OK)
         logger.info("push: accepted task %s (%s) from key %s", task.pk, task.notification_type, request.auth.prefix)
         return Response(accepted_body(task), status=status.HTTP_202_ACCEPTED)
 
@@ -191,18 +140,8 @@ class PushCancelView(ApiView):
         "a finished task returns 409.",
     )
     def post(self, request: Request, task_id) -> Response:
-        with transaction.atomic():
-            task = get_object_or_404(visible_tasks(request).select_for_update(), pk=task_id)
-            if task.status in FINISHED_TASK_STATUSES:
-                raise Conflict(f"Task is already {task.status}.")
-            now = clock.now()
-            task.status, task.completed_at = TaskStatus.CANCELLED, now
-            task.save(update_fields=["status", "completed_at", "updated_at"])
-            stopped = task.records.filter(
-                status__in=[RecordStatus.QUEUED, RecordStatus.DEFERRED, RecordStatus.RETRYING]
-            ).update(
-                status=RecordStatus.SUPPRESSED, reason=Reason.TASK_CANCELLED,
-                next_attempt_at=None, updated_at=now,
-            )
-        logger.info("push: cancelled task %s, %s records stopped", task.pk, stopped)
+        try:
+            task, _ = cancel_task(visible_tasks(request), task_id)
+        except TaskFinished as error:
+            raise Conflict(str(error)) from None
         return Response(accepted_body(task))

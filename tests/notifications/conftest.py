@@ -7,7 +7,7 @@ from channels_app.models import Channel, Device
 from preferences.models import UserProfile
 from sharestack_push.notifications import clock, tasks
 from tests.fakes.fcm import FakeFcm
-from tests.staff import staff_client, staff_user  # noqa: F401
+from tests.staff import chromium, staff_client, staff_user  # noqa: F401
 
 PUSH_URL = "/api/v1/notifications/push"
 
