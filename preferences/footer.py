@@ -43,6 +43,7 @@ def add_preference_footer(
     locale: str,
     body: str,
     html: str,
+    record_id: int | None = None,
 ) -> tuple[str, str]:
     """Return the body and HTML with a footer linking to the user's preference page.
 
@@ -59,7 +60,7 @@ def add_preference_footer(
     if not wants_footer:
         return body, html
 
-    url = preference_url(user_id)
+    url = preference_url(user_id, record_id)
     with translation.override(locale or settings.PUSH_DEFAULT_LOCALE):
         if channel_kind == ChannelKind.EMAIL:
             return email_footer(body, html, url)
