@@ -1,6 +1,6 @@
 """Tell opens and clicks made by software apart from those made by people.
 
-A hit is machine traffic when the first matching rule says so:
+A hit is machine traffic when any of these rules matches, checked in this order:
 
 1. HEAD request: browsers and mail clients fetch a pixel or follow a link with GET,
    while link checkers probe with HEAD.

@@ -1,9 +1,10 @@
 """Store opt-outs and complaints, and count those traced to a message in its roll-up.
 
 An unsubscribe traced to a record adds 1 to `unsubscribed` and a complaint adds 1 to
-`complained`, in the roll-up row the record counts in. Each counts at most once per
-record and source, so a repeated webhook or a second save of the preference page adds
-nothing. Every one also becomes an OptOutEvent, which the opt_outs_rising alert counts.
+`complained`, in the roll-up row the record counts in. A record counts at most one
+unsubscribe, whatever its source, and one complaint, so a repeated webhook or a second
+save of the preference page adds nothing. Every opt-out and complaint also becomes an
+OptOutEvent, which the opt_outs_rising alert counts.
 """
 import logging
 from datetime import datetime

@@ -42,7 +42,7 @@ def tracking_enabled(options: dict[str, Any], channel_config: dict[str, Any]) ->
 
 
 class LinkTracker:
-    """Rewrites the links of one send batch, caching the link ids per task and URL."""
+    """The link rewriter of one send batch, with a cache of link ids per task and URL."""
 
     def __init__(self) -> None:
         self.link_ids: dict[tuple[Any, str], int] = {}

@@ -1,6 +1,6 @@
 """The email open pixel and the click redirect, reached by signed tokens.
 
-Both answer GET and HEAD without authentication, because mail clients and phones
+Both accept GET and HEAD without authentication, because mail clients and phones
 fetch them. A damaged, altered or foreign token, or one naming a record or link that no
 longer exists, gets 404 and no redirect.
 """

@@ -127,7 +127,7 @@ def current_users(user_ids: list[str], sent_at: datetime) -> list[str]:
 def replied_record(
     user_id: str, addresses: tuple[str, ...], types: list[str], sent_at: datetime
 ) -> PushRecord | None:
-    """Return the marketing SMS that an opt-out reply from these numbers answers."""
+    """Return the marketing SMS that an opt-out reply from these numbers responds to."""
     if not addresses:
         return None
     return (

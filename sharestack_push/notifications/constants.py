@@ -97,7 +97,7 @@ class EngagementSource(models.TextChoices):
 
 
 class MachineReason:
-    """Why an open or click was judged to come from software rather than a person."""
+    """Reasons for judging an open or click to come from software rather than a person."""
 
     HEAD_REQUEST = "head_request"
     APPLE_PRIVACY_PROXY = "apple_privacy_proxy"

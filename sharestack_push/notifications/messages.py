@@ -98,6 +98,8 @@ class MessageBuilder:
         if kind == ChannelKind.EMAIL and html:
             html = self.links.rewrite_html(record, html)
         elif kind == ChannelKind.SMS:
+            # NOTE: template-based SMS providers (Aliyun, Tencent) send template
+            # variables rather than the body, so their links stay untracked.
             body = self.links.rewrite_text(record, body)
         elif kind == ChannelKind.WECHAT:
             # NOTE: a WeCom text card with a per-record link can no longer share one

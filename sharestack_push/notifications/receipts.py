@@ -71,6 +71,8 @@ def apply_receipts(channel: Channel, receipts: list[Receipt]) -> int:
                 continue
             when = receipt.occurred_at or clock.now()
             for record in matched:
+                # NOTE: opens and clicks that the ESP tracked itself count as human,
+                # because its receipts carry no machine flag that this code reads.
                 if receipt.event in ENGAGEMENT_KINDS:
                     kind = ENGAGEMENT_KINDS[receipt.event]
                     store_event(record, Hit(kind, EngagementSource.PROVIDER, when))

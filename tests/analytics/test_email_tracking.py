@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from analytics.models import EngagementEvent, HourlyStat
-from channels_app.models import Channel, Contact
+from analytics.models import EngagementEvent, HourlyStat, TrackedLink
+from analytics.tokens import click_token, open_token
+from channels_app.models import Contact
 from preferences.models import UserProfile
-from sharestack_push.notifications.models import PushRecord
+from sharestack_push.notifications.models import PushRecord, PushTask
 
 SENT_AT = datetime(2026, 6, 10, 4, tzinfo=UTC)
 LATER = SENT_AT + timedelta(minutes=30)
@@ -56,13 +57,8 @@ def path_of(url: str) -> str:
 
 
 @pytest.fixture
-def channel(smtp_server, db):
-    return Channel.objects.create(
-        name="smtp", kind="email", provider="smtp",
-        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
-                "from_email": "noreply@sharestack.example"},
-        credentials={},
-    )
+def channel(smtp_channel):
+    return smtp_channel
 
 
 @pytest.fixture
@@ -242,6 +238,12 @@ def test_invalid_tokens_are_not_found(db, path):
     assert "Location" not in response
 
 
+def test_token_of_deleted_record_not_found(db):
+    response = Client().get(f"/o/{open_token(10**9)}", HTTP_USER_AGENT=BROWSER)
+
+    assert response.status_code == 404
+
+
 def test_tampered_click_token_is_not_found(send_email):
     record, parsed = send_email()
     token = path_of(parsed.hrefs[0]).removeprefix("/c/")
@@ -256,18 +258,14 @@ def test_tampered_click_token_is_not_found(send_email):
 
 def test_open_token_is_no_click_token(send_email):
     record, parsed = send_email()
-    open_token = path_of(parsed.images[0]).removeprefix("/o/")
+    pixel_token = path_of(parsed.images[0]).removeprefix("/o/")
 
-    response = Client().get(f"/c/{open_token}", HTTP_USER_AGENT=BROWSER)
+    response = Client().get(f"/c/{pixel_token}", HTTP_USER_AGENT=BROWSER)
 
     assert response.status_code == 404
 
 
-def test_click_token_of_other_task_link(send_email, frozen_clock, post_push):
-    from analytics.models import TrackedLink
-    from analytics.tokens import click_token
-    from sharestack_push.notifications.models import PushTask
-
+def test_click_token_of_other_task_link(send_email):
     record, parsed = send_email()
     other_task = PushTask.objects.create(notification_type="order", content={})
     foreign = TrackedLink.objects.create(task=other_task, url_hash="x" * 64,

@@ -16,7 +16,7 @@ from analytics.tokens import (
     read_click_token,
     read_open_token,
 )
-from channels_app.models import Channel, Contact
+from channels_app.models import Contact
 from preferences.models import UserProfile
 from sharestack_push.notifications.models import PushRecord
 
@@ -29,14 +29,8 @@ HTML = '<p><a href="https://shop.example.com/a">A</a></p>'
 
 
 @pytest.fixture
-def records(smtp_server, db, frozen_clock, post_push):
+def records(smtp_channel, frozen_clock, post_push):
     """Four emails sent at SENT_AT to users u0 to u3, in one roll-up row."""
-    Channel.objects.create(
-        name="smtp", kind="email", provider="smtp",
-        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
-                "from_email": "noreply@sharestack.example"},
-        credentials={},
-    )
     for number in range(4):
         UserProfile.objects.get_or_create(user_id=f"u{number}")
         Contact.objects.create(user_id=f"u{number}", kind="email",

@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 
 from analytics.alerts import evaluate_alerts
-from analytics.models import AlertRule, HourlyStat, OptOutEvent
+from analytics.models import AlertRule, EngagementEvent, HourlyStat, OptOutEvent
+from analytics.optouts import record_opt_out, traced_record
 from channels_app.models import Channel, Contact
 from preferences.models import UserProfile
 from sharestack_push.notifications.models import NotificationType, PushRecord
@@ -19,6 +20,7 @@ from tests.fakes.twilio import FakeTwilio
 
 FIRST_HOUR = datetime(2026, 6, 10, 4, tzinfo=UTC)
 SECOND_HOUR = datetime(2026, 6, 10, 6, tzinfo=UTC)
+LATER = datetime(2026, 6, 10, 8, tzinfo=UTC)
 CONTENT = {"title": "Sale", "body": "Big sale", "html": "<p>Big sale</p>"}
 
 
@@ -47,13 +49,19 @@ def post_mailgun(fake, channel: Channel, event: str, message_id: str, **extra):
                          content_type="application/json")
 
 
-def test_mailgun_complaint_counted_once(fake_mailgun, email_user, post_push, frozen_clock):
-    channel = Channel.objects.create(
+@pytest.fixture
+def mailgun(fake_mailgun, db) -> Channel:
+    return Channel.objects.create(
         name="mailgun", kind="email", provider="mailgun",
         config={"from_email": "noreply@mg.example.com", "api_url": fake_mailgun.api_url},
         credentials={"api_key": fake_mailgun.api_key,
                      "webhook_signing_key": fake_mailgun.signing_key},
     )
+
+
+def test_mailgun_complaint_counted_once(fake_mailgun, mailgun, email_user, post_push,
+                                        frozen_clock):
+    channel = mailgun
     record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
 
     first = post_mailgun(fake_mailgun, channel, "complained", record.provider_message_id)
@@ -70,36 +78,49 @@ def test_mailgun_complaint_counted_once(fake_mailgun, email_user, post_push, fro
     assert record.status == "sent"
 
 
-def test_postmark_complaint_counted(fake_postmark, email_user, post_push, frozen_clock):
-    channel = Channel.objects.create(
+@pytest.fixture
+def postmark(fake_postmark, db) -> Channel:
+    return Channel.objects.create(
         name="postmark", kind="email", provider="postmark",
         config={"from_email": fake_postmark.sender, "api_url": fake_postmark.api_url},
         credentials={"server_token": fake_postmark.server_token,
                      "webhook_username": "hooks", "webhook_password": "hook-password"},
     )
-    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
-    auth = base64.b64encode(b"hooks:hook-password").decode()
 
-    response = Client().post(
+
+def post_postmark(channel: Channel, record_type: str, message_id: str):
+    auth = base64.b64encode(b"hooks:hook-password").decode()
+    return Client().post(
         f"/api/v1/callbacks/{channel.pk}",
-        data=json.dumps(tracking_event("SpamComplaint", record.provider_message_id,
-                                       "li@example.com")),
+        data=json.dumps(tracking_event(record_type, message_id, "li@example.com")),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Basic {auth}",
     )
+
+
+def test_postmark_complaint_counted(postmark, email_user, post_push, frozen_clock):
+    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
+
+    response = post_postmark(postmark, "SpamComplaint", record.provider_message_id)
 
     assert response.status_code == 200
     assert row(FIRST_HOUR).complained == 1
     assert OptOutEvent.objects.get().source == "complaint"
 
 
-def test_complaints_fire_opt_out_alert(fake_mailgun, email_user, post_push, frozen_clock):
-    channel = Channel.objects.create(
-        name="mailgun", kind="email", provider="mailgun",
-        config={"from_email": "noreply@mg.example.com", "api_url": fake_mailgun.api_url},
-        credentials={"api_key": fake_mailgun.api_key,
-                     "webhook_signing_key": fake_mailgun.signing_key},
-    )
+def test_postmark_open_stored_as_event(postmark, email_user, post_push, frozen_clock):
+    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
+
+    post_postmark(postmark, "Open", record.provider_message_id)
+
+    event = EngagementEvent.objects.get()
+    assert (event.record_id, event.kind) == (record.pk, "open")
+    assert (event.source, event.machine) == ("provider", False)
+
+
+def test_complaints_fire_opt_out_alert(fake_mailgun, mailgun, email_user, post_push,
+                                       frozen_clock):
+    channel = mailgun
     record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
     complained_at = FIRST_HOUR + timedelta(minutes=1)
     post_mailgun(fake_mailgun, channel, "complained", record.provider_message_id,
@@ -116,16 +137,6 @@ def test_complaints_fire_opt_out_alert(fake_mailgun, email_user, post_push, froz
     rule.refresh_from_db()
     assert rule.firing is True
     assert rule.last_value == 1
-
-
-@pytest.fixture
-def smtp_channel(smtp_server, db):
-    return Channel.objects.create(
-        name="smtp", kind="email", provider="smtp",
-        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
-                "from_email": "noreply@sharestack.example"},
-        credentials={},
-    )
 
 
 def unsubscribe_path(mail) -> str:
@@ -205,55 +216,76 @@ PUBLIC_BASE = "https://push.sharestack.example"
 NUMBER = "+14155550100"
 
 
-def test_sms_stop_counts_against_marketing_sms(db, settings, client, post_push,
-                                               frozen_clock):
+@pytest.fixture
+def stop_after(db, settings, client, post_push, frozen_clock):
+    """Send li a marketing SMS at FIRST_HOUR, then reply STOP after `delay`."""
     settings.PUSH_PUBLIC_BASE_URL = PUBLIC_BASE
     NotificationType.objects.create(key="promo", category="marketing")
     UserProfile.objects.get_or_create(user_id="li")
     Contact.objects.create(user_id="li", kind="phone", address=NUMBER)
-    with FakeTwilio() as fake:
-        channel = Channel.objects.create(
-            name="twilio", kind="sms", provider="twilio",
-            config={"from_number": "+15005550006", "base_url": fake.base_url},
-            credentials={"account_sid": fake.account_sid, "auth_token": fake.auth_token},
-        )
-        frozen_clock.set(FIRST_HOUR)
-        post_push(notification_id="sms-1", notification_type="promo", user_id="li",
-                  channels=["sms"], content={"title": "", "body": "Sale today"})
-        record = PushRecord.objects.get()
-        frozen_clock.set(FIRST_HOUR + timedelta(hours=3))
-        path = f"/api/v1/callbacks/{channel.pk}"
-        form = fake.incoming_message(NUMBER, "STOP")
-        response = client.post(path, form,
-                               HTTP_X_TWILIO_SIGNATURE=fake.signature(PUBLIC_BASE + path, form))
 
-    assert response.status_code == 200
+    def run(delay: timedelta) -> PushRecord:
+        with FakeTwilio() as fake:
+            channel = Channel.objects.create(
+                name="twilio", kind="sms", provider="twilio",
+                config={"from_number": "+15005550006", "base_url": fake.base_url},
+                credentials={"account_sid": fake.account_sid,
+                             "auth_token": fake.auth_token},
+            )
+            frozen_clock.set(FIRST_HOUR)
+            post_push(notification_id="sms-1", notification_type="promo", user_id="li",
+                      channels=["sms"], content={"title": "", "body": "Sale today"})
+            frozen_clock.set(FIRST_HOUR + delay)
+            path = f"/api/v1/callbacks/{channel.pk}"
+            form = fake.incoming_message(NUMBER, "STOP")
+            signature = fake.signature(PUBLIC_BASE + path, form)
+            response = client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature)
+        assert response.status_code == 200
+        return PushRecord.objects.get()
+
+    return run
+
+
+def test_sms_stop_counts_against_marketing_sms(stop_after):
+    record = stop_after(timedelta(hours=3))
+
     assert row(FIRST_HOUR).unsubscribed == 1
     event = OptOutEvent.objects.get()
     assert event.record_id == record.pk
     assert event.notification_type == "promo"
 
 
-def test_sms_stop_long_after_send_not_traced(db, settings, client, post_push,
-                                             frozen_clock):
-    settings.PUSH_PUBLIC_BASE_URL = PUBLIC_BASE
-    NotificationType.objects.create(key="promo", category="marketing")
-    UserProfile.objects.get_or_create(user_id="li")
-    Contact.objects.create(user_id="li", kind="phone", address=NUMBER)
-    with FakeTwilio() as fake:
-        channel = Channel.objects.create(
-            name="twilio", kind="sms", provider="twilio",
-            config={"from_number": "+15005550006", "base_url": fake.base_url},
-            credentials={"account_sid": fake.account_sid, "auth_token": fake.auth_token},
-        )
-        frozen_clock.set(FIRST_HOUR)
-        post_push(notification_id="sms-1", notification_type="promo", user_id="li",
-                  channels=["sms"], content={"title": "", "body": "Sale today"})
-        frozen_clock.set(FIRST_HOUR + timedelta(days=8))
-        path = f"/api/v1/callbacks/{channel.pk}"
-        form = fake.incoming_message(NUMBER, "STOP")
-        client.post(path, form,
-                    HTTP_X_TWILIO_SIGNATURE=fake.signature(PUBLIC_BASE + path, form))
+def test_sms_stop_long_after_send_not_traced(stop_after):
+    stop_after(timedelta(days=8))
 
     assert row(FIRST_HOUR).unsubscribed == 0
     assert OptOutEvent.objects.get().record_id is None
+
+
+def test_mailgun_unsubscribe_event_only_logged(fake_mailgun, mailgun, email_user, post_push,
+                                               frozen_clock):
+    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
+
+    response = post_mailgun(fake_mailgun, mailgun, "unsubscribed", record.provider_message_id)
+
+    assert response.status_code == 200
+    assert row(FIRST_HOUR).unsubscribed == 0
+    assert not OptOutEvent.objects.exists()
+
+
+def test_opt_out_of_other_users_record(smtp_channel, email_user, post_push, frozen_clock):
+    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
+
+    assert traced_record(record.pk, "someone-else") is None
+
+
+def test_second_opt_out_of_record_not_counted(smtp_channel, email_user, post_push,
+                                              frozen_clock):
+    record = push_at(post_push, frozen_clock, FIRST_HOUR, "mail-1")
+
+    first = record_opt_out("li", "unsubscribe_link", "email", "promo", LATER, record)
+    second = record_opt_out("li", "preference_page", "email", "promo", LATER, record)
+
+    assert row(FIRST_HOUR).unsubscribed == 1
+    assert first.record_id == record.pk
+    assert second.record_id is None
