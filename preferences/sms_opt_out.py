@@ -153,7 +153,7 @@ def set_marketing_sms(
 
     A user whose latest keyword was sent after sent_at keeps the later choice. An
     opt-out from `addresses` also counts as unsubscribed on the marketing SMS it
-    answers (see replied_record).
+    responds to (see replied_record).
     """
     users = current_users(user_ids, sent_at)
     if not users:

@@ -2,15 +2,16 @@
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from django.test import Client
 
 from analytics.models import EngagementEvent, HourlyStat
 from channels_app.models import Channel, Contact
+from preferences.links import read_link
 from preferences.models import UserProfile
-from sharestack_push.notifications.models import PushRecord
+from sharestack_push.notifications.models import NotificationType, PushRecord
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.wechat import FakeWeChat
 
@@ -79,6 +80,16 @@ def test_sms_link_preview_is_machine(twilio, post_push, frozen_clock):
     record.refresh_from_db()
     assert record.clicked_at is None
     assert HourlyStat.objects.get().machine_clicked == 1
+
+
+def test_sms_preference_link_carries_no_record(twilio, post_push, frozen_clock):
+    NotificationType.objects.create(key="promo", category="marketing")
+    push_sms(post_push, frozen_clock, "Sale today", notification_type="promo")
+    [message] = twilio.messages
+
+    [token] = re.findall(r"/preferences/\?token=([^\s]+)", message["body"])
+
+    assert read_link(unquote(token)) == ("li", None)
 
 
 def test_sms_tracking_option_off(twilio, post_push, frozen_clock):
