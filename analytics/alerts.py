@@ -104,7 +104,7 @@ def measure_opt_outs(rule: AlertRule, now: datetime) -> Measure:
     # An empty previous window counts as one, so the ratio stays finite.
     ratio = current / max(previous, 1)
     text = (
-        f"Unsubscribes in {scope_name(rule)}: {current} in the last "
+        f"Unsubscribes and complaints in {scope_name(rule)}: {current} in the last "
         f"{rule.window_minutes} min against {previous} in the window before; "
         f"fires at {rule.threshold:g} times and at least {rule.min_count}."
     )

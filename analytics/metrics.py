@@ -3,10 +3,11 @@ import logging
 
 import redis
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Sum
 from redis.exceptions import RedisError
 
 from analytics.latency import LATENCY_BUCKETS, bucket_label, latency_histograms
+from analytics.models import HourlyStat
 from sharestack_push.notifications.constants import RecordStatus
 from sharestack_push.notifications.models import PushRecord
 
@@ -18,6 +19,10 @@ BACKLOG_STATUSES = (RecordStatus.QUEUED, RecordStatus.DEFERRED, RecordStatus.RET
 # kombu's Redis transport keeps a message of priority p > 0 under "<queue>\x06\x16<p>".
 KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+# Roll-up counters listed as the "event" label of the engagement metric.
+ENGAGEMENT_EVENTS = (
+    "opened", "clicked", "machine_opened", "machine_clicked", "unsubscribed", "complained",
+)
 
 
 def escape_label(value: str) -> str:
@@ -42,6 +47,15 @@ def record_counts() -> list[tuple[str, str, str, int]]:
         .order_by("channel_kind", "provider", "status")
     )
     return [(row["channel_kind"], row["provider"], row["status"], row["n"]) for row in rows]
+
+
+def engagement_counts() -> list[dict]:
+    """Sum the engagement counters of every roll-up row per channel kind and provider."""
+    return list(
+        HourlyStat.objects.values("channel_kind", "provider")
+        .annotate(**{event: Sum(event) for event in ENGAGEMENT_EVENTS})
+        .order_by("channel_kind", "provider")
+    )
 
 
 def broker_queue_lengths() -> dict[str, int]:
@@ -81,6 +95,21 @@ def backlog_lines(rows: list[tuple[str, str, str, int]]) -> list[str]:
     return lines
 
 
+def engagement_lines(rows: list[dict]) -> list[str]:
+    name = f"{PREFIX}_engagement_messages"
+    lines = header(
+        name, "gauge",
+        "Messages opened, clicked, unsubscribed or complained about, by channel kind and "
+        "provider; machine_opened and machine_clicked are opens and clicks by software.",
+    )
+    for row in rows:
+        for event in ENGAGEMENT_EVENTS:
+            labels = {"channel_kind": row["channel_kind"], "provider": row["provider"],
+                      "event": event}
+            lines.append(sample(name, labels, row[event] or 0))
+    return lines
+
+
 def latency_lines(histograms: dict[str, dict[str, float]]) -> list[str]:
     name = f"{PREFIX}_provider_latency_seconds"
     lines = header(name, "histogram", "Duration of one adapter send call (one batch).")
@@ -105,11 +134,12 @@ def broker_lines(lengths: dict[str, int]) -> list[str]:
 
 
 def render_metrics() -> str:
-    """Render every metric with one database query and a few Redis calls."""
+    """Render every metric with two database queries and a few Redis calls."""
     rows = record_counts()
     lines = [
         *record_lines(rows),
         *backlog_lines(rows),
+        *engagement_lines(engagement_counts()),
         *latency_lines(latency_histograms()),
         *broker_lines(broker_queue_lengths()),
     ]

@@ -1,7 +1,8 @@
-"""Alert rules, their firing history, and the opt-out events one rule kind counts."""
+"""Alert rules, opt-out events, engagement events, tracked links and hourly roll-ups."""
 from django.db import models
 
 from channels_app.models import Channel
+from sharestack_push.notifications.constants import EngagementKind, EngagementSource
 
 
 class OptOutEvent(models.Model):
@@ -10,15 +11,70 @@ class OptOutEvent(models.Model):
     class Source(models.TextChoices):
         UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
         SMS_OPT_OUT = "sms_opt_out", "SMS opt-out"
+        PREFERENCE_PAGE = "preference_page", "Preference page"
+        # A spam report that the email provider forwarded to us.
+        COMPLAINT = "complaint", "Complaint"
 
     user_id = models.CharField(max_length=64)
     source = models.CharField(max_length=32, choices=Source.choices)
     channel_kind = models.CharField(max_length=16)
     notification_type = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(db_index=True)
+    # The message the opt-out came from, when it can be traced to one; its roll-up row
+    # counts the opt-out once.
+    record = models.ForeignKey(
+        "notifications.PushRecord", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class EngagementEvent(models.Model):
+    """One open or click of a message, by a person or by software acting for the mailbox.
+
+    Machine events are kept for inspection but never set the record's opened_at or
+    clicked_at, and count only in the roll-ups' machine counters.
+    """
+
+    record = models.ForeignKey(
+        "notifications.PushRecord", on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=8, choices=EngagementKind.choices)
+    source = models.CharField(max_length=16, choices=EngagementSource.choices)
+    occurred_at = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    machine = models.BooleanField(default=False)
+    # One of constants.MachineReason, empty for a human event.
+    machine_reason = models.CharField(max_length=32, blank=True, default="")
+    # Click events only: the original URL the redirect sent the client to.
+    url = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["record", "kind"])]
+
+
+class TrackedLink(models.Model):
+    """An original URL of a task's messages, named in signed click tokens by its id.
+
+    One row serves every record of the task that carries the URL, so a broadcast adds a
+    row per distinct link rather than per recipient.
+    """
+
+    task = models.ForeignKey(
+        "notifications.PushTask", on_delete=models.CASCADE, related_name="+"
+    )
+    # SHA-256 of the URL in hex, because a unique index on a long URL can exceed
+    # PostgreSQL's index row size.
+    url_hash = models.CharField(max_length=64)
+    url = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "url_hash"], name="unique_tracked_link"),
+        ]
 
 
 class AlertRule(models.Model):
@@ -115,6 +171,12 @@ class HourlyStat(models.Model):
     clicked = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
     unsubscribed = models.BigIntegerField(default=0)
+    # Records opened or clicked by software (privacy proxies, link scanners), each
+    # counted once, apart from opened and clicked, which count people only.
+    machine_opened = models.BigIntegerField(default=0)
+    machine_clicked = models.BigIntegerField(default=0)
+    # Spam complaints that providers reported.
+    complained = models.BigIntegerField(default=0)
     # Billed SMS parts of the sent messages; zero for other channel kinds.
     segments = models.BigIntegerField(default=0)
     # In the currency of Channel.cost_per_message.

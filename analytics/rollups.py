@@ -16,8 +16,10 @@ from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, RecordStatus
 from sharestack_push.notifications.models import PushRecord, PushTask
 
-# NOTE: nothing adds unsubscribes yet.
-COUNTERS = ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
+COUNTERS = (
+    "sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments",
+    "machine_opened", "machine_clicked", "complained",
+)
 # campaign_id of records that belong to no campaign.
 NO_CAMPAIGN = 0
 KEY_FIELDS = ("hour", "channel_kind", "provider", "notification_type", "campaign_id", "variant")
@@ -96,6 +98,11 @@ def count_receipt(record: PushRecord, set_times: Iterable[str], failed: bool) ->
     increments = {name.removesuffix("_at"): 1 for name in set_times}
     if failed:
         increments["failed"] = 1
+    count_record(record, **increments)
+
+
+def count_record(record: PushRecord, **increments: int) -> None:
+    """Add counters such as unsubscribed=1 to the roll-up row of one record."""
     if not increments:
         return
     notification_type, campaign_id = PushTask.objects.values_list(

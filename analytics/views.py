@@ -1,6 +1,6 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -9,12 +9,19 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from analytics.events import Hit, store_event
+from analytics.machine import client_ip
 from analytics.query import GROUPS, delivery_stats, user_engagement
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
-from sharestack_push.notifications.constants import ChannelKind, Scope
+from sharestack_push.notifications.constants import (
+    ChannelKind,
+    EngagementKind,
+    EngagementSource,
+    Scope,
+)
 from sharestack_push.notifications.models import PushRecord
 from sharestack_push.notifications.receipts import apply_receipt
 from sharestack_push.notifications.variants import variant_counts
@@ -23,6 +30,10 @@ from sharestack_push.notifications.views import visible_tasks
 logger = logging.getLogger(__name__)
 
 ENGAGEMENT_EVENTS = [ReceiptEvent.DELIVERED.value, ReceiptEvent.OPENED.value, ReceiptEvent.CLICKED.value]
+SDK_EVENT_KINDS = {
+    ReceiptEvent.OPENED.value: EngagementKind.OPEN,
+    ReceiptEvent.CLICKED.value: EngagementKind.CLICK,
+}
 
 
 class EventSerializer(serializers.Serializer):
@@ -58,7 +69,8 @@ class EventView(ApiView):
         "the provider gave the message. Repeating an event changes nothing, and an "
         "event never moves a record back: an open after a click keeps the click. An "
         "event implies the earlier ones, so a click also marks the record delivered "
-        "and opened. occurred_at defaults to the time of the request.",
+        "and opened. occurred_at defaults to the time of the request. Opens and clicks "
+        "reported here always count as human.",
     )
     def post(self, request: Request) -> Response:
         serializer = EventSerializer(data=request.data)
@@ -80,12 +92,19 @@ class EventView(ApiView):
                 raise exceptions.NotFound()
             changed = 0
             for record in matched:
+                if data["event"] in SDK_EVENT_KINDS:
+                    store_event(record, sdk_hit(request, SDK_EVENT_KINDS[data["event"]], when))
                 receipt = Receipt(record.provider_message_id, ReceiptEvent(data["event"]),
                                   occurred_at=when)
                 changed += apply_receipt(record, receipt, when)
         logger.info("events: %s for records %s (%d changed)", data["event"],
                     [record.pk for record in matched], changed)
         return Response({"records": [record.pk for record in matched], "changed": changed})
+
+
+def sdk_hit(request: Request, kind: str, when: datetime) -> Hit:
+    return Hit(kind, EngagementSource.SDK, when, client_ip=client_ip(request),
+               user_agent=request.META.get("HTTP_USER_AGENT", ""))
 
 
 class ListField(serializers.CharField):
@@ -148,7 +167,10 @@ class StatsQuerySerializer(serializers.Serializer):
 
 STAT_FIELDS = {
     name: serializers.IntegerField()
-    for name in ("sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments")
+    for name in (
+        "sent", "delivered", "opened", "clicked", "failed", "unsubscribed", "segments",
+        "machine_opened", "machine_clicked", "complained",
+    )
 } | {
     "delivery_rate": serializers.FloatField(allow_null=True),
     "open_rate": serializers.FloatField(allow_null=True),
@@ -169,7 +191,10 @@ class StatsView(ApiView):
         description="Sums the hourly roll-ups: messages sent, delivered, opened, "
         "clicked, failed and unsubscribed, billed SMS segments and cost, with the "
         "delivery rate (delivered / sent) and the open and click rates (over "
-        "delivered). Each message counts in the UTC hour it was sent (or failed, if "
+        "delivered). opened and clicked count people only. Messages opened or clicked "
+        "by software (mail privacy proxies, link scanners) count once each in "
+        "machine_opened and machine_clicked, and spam reports in complained. "
+        "Each message counts in the UTC hour it was sent (or failed, if "
         "never sent), and its later events count in that same hour. campaign "
         "filters by the ids of admin campaigns, and group_by=campaign gives one row per "
         "campaign id, 0 being messages sent outside any campaign. Needs the admin "

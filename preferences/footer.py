@@ -43,11 +43,15 @@ def add_preference_footer(
     locale: str,
     body: str,
     html: str,
+    record_id: int | None = None,
 ) -> tuple[str, str]:
     """Return the body and HTML with a footer linking to the user's preference page.
 
     Every email gets the footer in its text and HTML parts, marketing SMS a short line.
     Other messages, and messages not addressed to a known user, come back unchanged.
+    An email's link carries record_id, so an opt-out saved through it counts against
+    that email. An SMS link leaves it out, because it would add 18 characters to every
+    marketing SMS, and an SMS opt-out is traced through the STOP reply instead.
     NOTE: template-based SMS providers (Aliyun, Tencent) send an approved template, not
     the body, so their marketing templates must carry the link themselves.
     """
@@ -59,7 +63,8 @@ def add_preference_footer(
     if not wants_footer:
         return body, html
 
-    url = preference_url(user_id)
+    traced = record_id if channel_kind == ChannelKind.EMAIL else None
+    url = preference_url(user_id, traced)
     with translation.override(locale or settings.PUSH_DEFAULT_LOCALE):
         if channel_kind == ChannelKind.EMAIL:
             return email_footer(body, html, url)

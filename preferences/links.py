@@ -2,7 +2,9 @@
 
 The token carries the user id and its expiry time, signed with SECRET_KEY under its own
 salt, so a link cannot be forged for another user or made to live longer. Each link
-carries its own expiry because callers choose the lifetime per link.
+carries its own expiry because callers choose the lifetime per link. A link in a
+message footer also carries the message's record id, so that an opt-out saved through
+it counts against that message.
 """
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,29 +40,40 @@ class PreferenceLink:
 
 
 def create_link(
-    user_id: str, lifetime: timedelta = DEFAULT_LIFETIME, now: datetime | None = None
+    user_id: str,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    now: datetime | None = None,
+    record_id: int | None = None,
 ) -> PreferenceLink:
     """Sign a link to the user's preference page that stops working after `lifetime`."""
     issued_at = now or datetime.now(UTC)
     expires_at = (issued_at + lifetime).replace(microsecond=0)
-    token = signing.dumps(
-        # Short keys keep the URL short enough for an SMS footer.
-        {"u": user_id, "e": int(expires_at.timestamp())},
-        salt=SALT,
-        compress=True,
-    )
+    # Short keys keep the URL short enough for an SMS footer.
+    payload: dict[str, str | int] = {"u": user_id, "e": int(expires_at.timestamp())}
+    if record_id is not None:
+        payload["r"] = record_id
+    token = signing.dumps(payload, salt=SALT, compress=True)
     query = urlencode({"token": token})
     url = f"{settings.PUSH_PUBLIC_BASE_URL}{reverse('preference-centre')}?{query}"
     return PreferenceLink(url=url, token=token, expires_at=expires_at)
 
 
-def preference_url(user_id: str) -> str:
-    """Return a link with the default lifetime, for message footers."""
-    return create_link(user_id).url
+def preference_url(user_id: str, record_id: int | None = None) -> str:
+    """Return a link with the default lifetime, for the footer of the record's message."""
+    return create_link(user_id, record_id=record_id).url
 
 
 def read_token(token: str, now: datetime | None = None) -> str:
     """Return the user id a token was signed for.
+
+    Raises LinkInvalid for a damaged or altered token and LinkExpired for one past its
+    expiry time.
+    """
+    return read_link(token, now)[0]
+
+
+def read_link(token: str, now: datetime | None = None) -> tuple[str, int | None]:
+    """Return the user id and the record id (None if absent) a token was signed for.
 
     Raises LinkInvalid for a damaged or altered token and LinkExpired for one past its
     expiry time.
@@ -79,7 +92,11 @@ def read_token(token: str, now: datetime | None = None) -> str:
     if not isinstance(user_id, str) or not user_id or not isinstance(expires_at, int):
         raise LinkInvalid("The link payload lacks the user id or the expiry time.")
 
+    record_id = payload.get("r")
+    if record_id is not None and not isinstance(record_id, int):
+        raise LinkInvalid("The link payload has a record id that is not a number.")
+
     current = now or datetime.now(UTC)
     if current.timestamp() >= expires_at:
         raise LinkExpired("The link has expired.")
-    return user_id
+    return user_id, record_id

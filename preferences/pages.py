@@ -19,10 +19,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
-from preferences.links import LinkExpired, LinkInvalid, read_token
+from analytics.models import OptOutEvent
+from analytics.optouts import record_opt_out, traced_record
+from preferences.links import LinkExpired, LinkInvalid, read_link
 from preferences.models import UserProfile
 from preferences.serializers import PreferenceDocumentSerializer
 from preferences.views import preference_document, save_document
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind
 from sharestack_push.notifications.errors import flatten
 from sharestack_push.notifications.models import NotificationType
@@ -220,6 +223,27 @@ def document_from_state(state: FormState, stored: dict) -> dict:
     }
 
 
+def turns_off(stored: dict, state: FormState) -> bool:
+    """Return True if the save turns off everything or a type the user gets today."""
+    if stored["all_enabled"] and not state.all_enabled:
+        return True
+    return any(
+        not wanted and effective_enabled(stored, notification_type, channel)
+        for (notification_type, channel), wanted in state.enabled.items()
+    )
+
+
+def count_page_opt_out(user_id: str, record_id: int | None) -> None:
+    """Count an opt-out saved through the preference link of one message."""
+    record = traced_record(record_id, user_id)
+    if record is None:
+        return
+    record_opt_out(
+        user_id, OptOutEvent.Source.PREFERENCE_PAGE, record.channel_kind,
+        record.task.notification_type, clock.now(), record,
+    )
+
+
 def form_errors(state: FormState, serializer_errors: dict) -> list[tuple[str, str]]:
     """Return (field label, message) pairs for the page."""
     errors: list[tuple[str, str]] = []
@@ -333,7 +357,7 @@ def preference_centre(request: HttpRequest) -> HttpResponse:
     """
     token = request.GET.get("token", "")
     try:
-        user_id = read_token(token)
+        user_id, record_id = read_link(token)
     except LinkExpired:
         return link_error_page(request, expired=True)
     except LinkInvalid:
@@ -360,6 +384,8 @@ def preference_centre(request: HttpRequest) -> HttpResponse:
         )
 
     save_document(serializer.validated_data)
+    if turns_off(stored, state):
+        count_page_opt_out(user_id, record_id)
     logger.info("preferences: saved from the preference page for user %s", user_id)
     query = urlencode({"token": token, "saved": "1"})
     return HttpResponseRedirect(f"{reverse('preference-centre')}?{query}", status=303)

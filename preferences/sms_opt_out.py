@@ -20,18 +20,19 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from django.db import transaction
 
 from analytics.models import OptOutEvent
+from analytics.optouts import record_opt_out
 from channels_app.models import Channel, Contact
 from channels_app.providers.base import Reply
 from preferences.models import UserProfile, UserPushPreference
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind
-from sharestack_push.notifications.models import NotificationType
+from sharestack_push.notifications.models import NotificationType, PushRecord
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ OPT_OUT_KEYWORDS = frozenset(
         "R",
     }
 )
+# An opt-out reply counts against the latest marketing SMS sent to the number within
+# this time before the reply.
+REPLY_TRACE_WINDOW = timedelta(days=7)
 # Twilio's opt-in keywords, which also lift Twilio's own block.
 OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 
@@ -120,13 +124,36 @@ def current_users(user_ids: list[str], sent_at: datetime) -> list[str]:
     ]
 
 
+def replied_record(
+    user_id: str, addresses: tuple[str, ...], types: list[str], sent_at: datetime
+) -> PushRecord | None:
+    """Return the marketing SMS that an opt-out reply from these numbers responds to."""
+    if not addresses:
+        return None
+    return (
+        PushRecord.objects.select_related("task")
+        .filter(
+            user_id=user_id,
+            channel_kind=ChannelKind.SMS,
+            address__in=addresses,
+            task__notification_type__in=types,
+            sent_at__lte=sent_at,
+            sent_at__gt=sent_at - REPLY_TRACE_WINDOW,
+        )
+        .order_by("-sent_at", "-pk")
+        .first()
+    )
+
+
 @transaction.atomic
 def set_marketing_sms(
-    user_ids: list[str], enabled: bool, sent_at: datetime
+    user_ids: list[str], enabled: bool, sent_at: datetime, addresses: tuple[str, ...] = ()
 ) -> list[str]:
     """Turn marketing SMS off or on for the users; return those that changed.
 
-    A user whose latest keyword was sent after sent_at keeps the later choice.
+    A user whose latest keyword was sent after sent_at keeps the later choice. An
+    opt-out from `addresses` also counts as unsubscribed on the marketing SMS it
+    responds to (see replied_record).
     """
     users = current_users(user_ids, sent_at)
     if not users:
@@ -161,13 +188,12 @@ def set_marketing_sms(
         unique_fields=["user_id", "notification_type", "channel"],
         update_fields=["is_enabled", "updated_at"],
     )
-    OptOutEvent.objects.bulk_create(
-        OptOutEvent(
-            user_id=user_id, source=OptOutEvent.Source.SMS_OPT_OUT,
-            channel_kind=ChannelKind.SMS, created_at=now,
+    for user_id in users:
+        record = replied_record(user_id, addresses, types, sent_at)
+        record_opt_out(
+            user_id, OptOutEvent.Source.SMS_OPT_OUT, ChannelKind.SMS,
+            record.task.notification_type if record else "", now, record,
         )
-        for user_id in users
-    )
     return users
 
 
@@ -215,7 +241,7 @@ def apply_reply(channel: Channel, reply: Reply, sent_at: datetime) -> int:
         return 0
 
     enabled = keyword == Keyword.OPT_IN
-    users = set_marketing_sms(user_ids, enabled, sent_at)
+    users = set_marketing_sms(user_ids, enabled, sent_at, tuple(reply.addresses))
     if not users:
         logger.info(
             "%s: %s reply on channel %s ignored: a keyword sent later was "

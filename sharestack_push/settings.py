@@ -240,6 +240,12 @@ PUSH_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("PUSH_RATE_LIMIT_MAX_WAIT_SECONDS",
 # The address providers reach this service at, behind any reverse proxy. Callback URLs
 # given to providers, and checked in their signatures, start with it.
 PUSH_PUBLIC_BASE_URL = env_str("PUSH_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For header is trusted
+# for the client address of open and click events. Empty: REMOTE_ADDR is the client.
+PUSH_TRUSTED_PROXIES = env_list("PUSH_TRUSTED_PROXIES")
+# Networks (CIDR) whose opens and clicks are machine traffic, such as the egress ranges
+# that Apple publishes for iCloud Private Relay, which Mail Privacy Protection uses.
+PUSH_MACHINE_NETWORKS = env_list("PUSH_MACHINE_NETWORKS")
 PUSH_DEFAULT_TIMEZONE = env_str("PUSH_DEFAULT_TIMEZONE", "Asia/Shanghai")
 PUSH_DEFAULT_LOCALE = env_str("PUSH_DEFAULT_LOCALE", "zh-hans")
 # Fernet key for channel credentials at rest; derived from SECRET_KEY when unset.

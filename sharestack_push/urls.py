@@ -3,6 +3,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.metrics_view import MetricsView
+from analytics.tracking_views import click_redirect, open_pixel
 from analytics.views import EventView, StatsView, UserEngagementView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
@@ -67,6 +68,9 @@ urlpatterns = [
     path(f"{api}schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]), name="docs"),
     path("unsubscribe/<str:token>", unsubscribe, name="unsubscribe"),
+    # Short paths, because click links are counted in SMS characters.
+    path("c/<str:token>", click_redirect, name="click-redirect"),
+    path("o/<str:token>", open_pixel, name="open-pixel"),
     path("preferences/", preference_centre, name="preference-centre"),
     path("healthz", healthz, name="healthz"),
     path("metrics", MetricsView.as_view(), name="metrics"),

@@ -61,9 +61,11 @@ EVENT_RECEIPTS: dict[str, ReceiptEvent] = {
     EventType.BOUNCED: ReceiptEvent.FAILED,
     EventType.REJECTED: ReceiptEvent.FAILED,
     EventType.FAILED: ReceiptEvent.FAILED,
+    # Mailgun's "complained" and Postmark's SpamComplaint. The record keeps its status.
+    EventType.COMPLAINED: ReceiptEvent.COMPLAINED,
 }
-# Events about the recipient rather than the message: the record keeps its status.
-OPT_OUT_EVENTS = frozenset({EventType.COMPLAINED, EventType.UNSUBSCRIBED})
+# An unsubscribe through the ESP's own link: the record keeps its status.
+OPT_OUT_EVENTS = frozenset({EventType.UNSUBSCRIBED})
 
 
 def retry_after_seconds(header: str | None) -> float | None:
@@ -390,8 +392,8 @@ class AnymailProvider(Provider):
     def receipt(self, event: AnymailTrackingEvent) -> Receipt | None:
         """Convert one anymail tracking event to a receipt, or None to skip it."""
         if event.event_type in OPT_OUT_EVENTS:
-            # NOTE: a complaint or unsubscribe is only logged. Turning it into a
-            # marketing opt-out belongs to the preferences service.
+            # NOTE: an unsubscribe through the ESP's own link is only logged, because
+            # our messages carry our own unsubscribe link.
             logger.warning(
                 "%s: %s event for message %s",
                 self.key,

@@ -82,6 +82,8 @@ class ReceiptEvent(str, Enum):
     CLICKED = "clicked"
     # The provider accepted the message but could not deliver it.
     FAILED = "failed"
+    # The recipient reported the message as spam. The record keeps its status.
+    COMPLAINED = "complained"
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ class ConfigurationError(Exception):
 
 
 URL_KEYS = ("base_url", "api_url", "token_uri", "token_url")
+# Config keys every channel may set. tracking: false sends links and email without
+# click redirects and open pixel.
+COMMON_CONFIG = ("tracking",)
 MAX_CONCURRENCY = 256
 
 
@@ -136,6 +141,8 @@ def common_config_problem(name: str, value: Any) -> str | None:
     if name in URL_KEYS:
         if not isinstance(value, str) or not value.startswith(("http://", "https://")):
             return "Must be an http:// or https:// URL."
+    if name == "tracking" and not isinstance(value, bool):
+        return "Must be true or false."
     if name == "concurrency":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
             return f"Must be a whole number from 1 to {MAX_CONCURRENCY}."
@@ -202,7 +209,7 @@ class Provider:
         for name, value in credentials.items():
             if name not in cls.object_credentials and not isinstance(value, str):
                 errors.setdefault(f"credentials.{name}", "Must be a string.")
-        allowed_config = {*cls.required_config, *cls.optional_config}
+        allowed_config = {*cls.required_config, *cls.optional_config, *COMMON_CONFIG}
         for name in sorted(set(config) - allowed_config):
             errors[f"config.{name}"] = (
                 f"Unknown key for provider {cls.key!r}; allowed: "

@@ -84,6 +84,28 @@ class Reason:
     OPTIMAL_TIME = "optimal_time"
 
 
+class EngagementKind(models.TextChoices):
+    OPEN = "open", "Open"
+    CLICK = "click", "Click"
+
+
+class EngagementSource(models.TextChoices):
+    PIXEL = "pixel", "Email open pixel"
+    REDIRECT = "redirect", "Click redirect"
+    SDK = "sdk", "App SDK event"
+    PROVIDER = "provider", "Provider webhook"
+
+
+class MachineReason:
+    """Reasons for judging an open or click to come from software rather than a person."""
+
+    HEAD_REQUEST = "head_request"
+    APPLE_PRIVACY_PROXY = "apple_privacy_proxy"
+    LINK_SCANNER = "link_scanner"
+    MISSING_USER_AGENT = "missing_user_agent"
+    TOO_SOON_AFTER_SEND = "too_soon_after_send"
+
+
 class Scope(models.TextChoices):
     PUSH = "push", "Send notifications and register addresses"
     PREFERENCES = "preferences", "Read and change user preferences"

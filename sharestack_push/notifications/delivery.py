@@ -219,7 +219,7 @@ def send_claimed(records: list[PushRecord], now: datetime) -> dict[str, int]:
         if not candidates:
             fail(record, Reason.NO_CHANNEL, "no enabled channel can send this message", now)
             continue
-        message, failure = builder.build(record)
+        message, failure = builder.build(record, candidates[0])
         if message is None:
             fail(record, failure, "", now)
             continue

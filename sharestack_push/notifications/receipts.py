@@ -9,12 +9,19 @@ from datetime import datetime
 
 from django.db import transaction
 
+from analytics.events import Hit, store_event
+from analytics.optouts import record_complaint
 from analytics.rollups import count_receipt
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from preferences.activity import record_activity
 from sharestack_push.notifications import clock
-from sharestack_push.notifications.constants import Reason, RecordStatus
+from sharestack_push.notifications.constants import (
+    EngagementKind,
+    EngagementSource,
+    Reason,
+    RecordStatus,
+)
 from sharestack_push.notifications.delivery import deactivate
 from sharestack_push.notifications.models import PushRecord
 
@@ -34,6 +41,10 @@ EVENT_STATUS = {
 }
 # Events that show the user was active at that moment, for learning active hours.
 ACTIVITY_EVENTS = (ReceiptEvent.OPENED, ReceiptEvent.CLICKED)
+ENGAGEMENT_KINDS = {
+    ReceiptEvent.OPENED: EngagementKind.OPEN,
+    ReceiptEvent.CLICKED: EngagementKind.CLICK,
+}
 # The time fields an event sets, with those it implies.
 EVENT_TIMES = {
     ReceiptEvent.DELIVERED: ("delivered_at",),
@@ -58,13 +69,25 @@ def apply_receipts(channel: Channel, receipts: list[Receipt]) -> int:
                             channel.provider, receipt.provider_message_id, channel.pk,
                             receipt.event.value)
                 continue
+            when = receipt.occurred_at or clock.now()
             for record in matched:
-                if apply_receipt(record, receipt, receipt.occurred_at or clock.now()):
+                # NOTE: opens and clicks that the ESP tracked itself count as human,
+                # because its receipts carry no machine flag that this code reads.
+                if receipt.event in ENGAGEMENT_KINDS:
+                    kind = ENGAGEMENT_KINDS[receipt.event]
+                    store_event(record, Hit(kind, EngagementSource.PROVIDER, when))
+                if apply_receipt(record, receipt, when):
                     changed += 1
     return changed
 
 
 def apply_receipt(record: PushRecord, receipt: Receipt, when: datetime) -> bool:
+    """Apply one receipt to a record locked for update; return True if it changed.
+
+    A complaint leaves the record as it is and only counts, once per record.
+    """
+    if receipt.event == ReceiptEvent.COMPLAINED:
+        return record_complaint(record, when)
     fields = ["status", "updated_at"]
     if receipt.event == ReceiptEvent.FAILED:
         if record.status not in (RecordStatus.SENDING, RecordStatus.SENT):

@@ -128,7 +128,8 @@ class PushSerializer(StrictSerializer):
     options = JsonObjectField(
         required=False, default=dict,
         help_text="Per channel kind, settings for the adapters, such as "
-        '{"app": {"sound": "default", "badge": 1}, "sms": {"template_code": "SMS_1"}}.',
+        '{"app": {"sound": "default", "badge": 1}, "sms": {"template_code": "SMS_1"}}. '
+        '"tracking": false keeps that kind\'s links and email open pixel untracked.',
     )
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     schedule_time = AwareDateTimeField(required=False, allow_null=True)
@@ -181,6 +182,13 @@ class PushSerializer(StrictSerializer):
             kind: ["Must be an object."]
             for kind, settings in value.items()
             if not isinstance(settings, dict)
+        }
+        errors |= {
+            kind: {"tracking": ["Must be true or false."]}
+            for kind, settings in value.items()
+            if isinstance(settings, dict)
+            and "tracking" in settings
+            and not isinstance(settings["tracking"], bool)
         }
         if errors:
             raise serializers.ValidationError(errors)

@@ -59,3 +59,14 @@ def robot(db):
             config={"base_url": fake.base_url}, credentials={"key": key},
         )
         yield fake, channel
+
+
+@pytest.fixture
+def smtp_channel(smtp_server, db):
+    """An SMTP email channel that sends to the recording aiosmtpd server."""
+    return Channel.objects.create(
+        name="smtp", kind="email", provider="smtp",
+        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
+                "from_email": "noreply@sharestack.example"},
+        credentials={},
+    )

@@ -111,6 +111,7 @@ def test_funnel_and_rates_from_pipeline(fcm, frozen_clock, post_push, push_clien
     assert totals == {
         "sent": 8, "delivered": 6, "opened": 4, "clicked": 1, "failed": 2,
         "unsubscribed": 0, "segments": 0, "cost": "0.01600",
+        "machine_opened": 0, "machine_clicked": 0, "complained": 0,
         "delivery_rate": 0.75, "open_rate": 0.6667, "click_rate": 0.1667,
     }
 
@@ -179,6 +180,7 @@ def test_stats_group_rates(stats, admin_client):
     assert body["groups"] == [{
         "provider": "twilio", "sent": 5, "delivered": 5, "opened": 0, "clicked": 0,
         "failed": 0, "unsubscribed": 0, "segments": 7, "cost": "0.35000",
+        "machine_opened": 0, "machine_clicked": 0, "complained": 0,
         "delivery_rate": 1.0, "open_rate": 0.0, "click_rate": 0.0,
     }]
 

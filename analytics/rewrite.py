@@ -1,0 +1,114 @@
+"""Put click redirects and the open pixel into outgoing messages.
+
+Only http and https links are rewritten. Links into this service itself (the preference
+page and unsubscribe links, under PUSH_PUBLIC_BASE_URL) stay as they are, so they keep
+working without a redirect. A click link is PUSH_PUBLIC_BASE_URL + "/c/" + a token
+(see analytics.tokens) of 16 characters while record ids stay below 2**28 and link ids
+below 2**14. With the base URL "https://push.example.com" that makes an SMS link 43
+characters long, whatever the length of the original URL.
+"""
+import hashlib
+import html as html_lib
+import re
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.html import escape
+
+from analytics.models import TrackedLink
+from analytics.tokens import click_token, open_token
+from sharestack_push.notifications.models import PushRecord
+
+HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+TEXT_URL = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
+# Characters that end a sentence rather than a URL in running text.
+TRAILING_PUNCTUATION = ".,;:!?)]}>'\"。，；：！？）】」"
+CLOSING_BODY_TAG = re.compile(r"</body\s*>", re.IGNORECASE)
+# Option keys that carry a link in WeChat template messages and WeCom text cards.
+# A mini program page path is not a URL and is left alone.
+URL_OPTIONS = ("url", "click_action")
+
+
+def trackable(url: str) -> bool:
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    return not url.startswith(f"{settings.PUSH_PUBLIC_BASE_URL}/")
+
+
+def tracking_enabled(options: dict[str, Any], channel_config: dict[str, Any]) -> bool:
+    """Return False when the task's options or the channel's config turn tracking off."""
+    return options.get("tracking") is not False and channel_config.get("tracking") is not False
+
+
+class LinkTracker:
+    """The link rewriter of one send batch, with a cache of link ids per task and URL."""
+
+    def __init__(self) -> None:
+        self.link_ids: dict[tuple[Any, str], int] = {}
+
+    def link_id(self, task_id: Any, url: str) -> int:
+        key = (task_id, url)
+        if key not in self.link_ids:
+            url_hash = hashlib.sha256(url.encode()).hexdigest()
+            link, _ = TrackedLink.objects.get_or_create(
+                task_id=task_id, url_hash=url_hash, defaults={"url": url}
+            )
+            self.link_ids[key] = link.pk
+        return self.link_ids[key]
+
+    def click_url(self, record: PushRecord, url: str) -> str:
+        if not trackable(url):
+            return url
+        token = click_token(record.pk, self.link_id(record.task_id, url))
+        return f"{settings.PUSH_PUBLIC_BASE_URL}{reverse('click-redirect', args=[token])}"
+
+    def rewrite_html(self, record: PushRecord, html: str) -> str:
+        """Send every http(s) href through the redirect and add the open pixel."""
+
+        def replace(match: re.Match[str]) -> str:
+            url = html_lib.unescape(match.group(3).strip())
+            tracked = self.click_url(record, url)
+            if tracked == url:
+                return match.group(0)
+            return f"{match.group(1)}{match.group(2)}{escape(tracked)}{match.group(2)}"
+
+        rewritten = HREF.sub(replace, html)
+        return add_pixel(rewritten, pixel_url(record))
+
+    def rewrite_text(self, record: PushRecord, text: str) -> str:
+        """Send every http(s) URL in plain text, such as an SMS body, through the redirect."""
+
+        def replace(match: re.Match[str]) -> str:
+            found = match.group(0)
+            url = found.rstrip(TRAILING_PUNCTUATION)
+            return self.click_url(record, url) + found[len(url):]
+
+        return TEXT_URL.sub(replace, text)
+
+    def rewrite_options(self, record: PushRecord, options: dict[str, Any]) -> dict[str, Any]:
+        """Send the url and click_action options through the redirect."""
+        rewritten = dict(options)
+        for name in URL_OPTIONS:
+            value = rewritten.get(name)
+            if isinstance(value, str):
+                rewritten[name] = self.click_url(record, value)
+        return rewritten
+
+
+def pixel_url(record: PushRecord) -> str:
+    token = open_token(record.pk)
+    return f"{settings.PUSH_PUBLIC_BASE_URL}{reverse('open-pixel', args=[token])}"
+
+
+def add_pixel(html: str, url: str) -> str:
+    """Add a 1x1 image at the end of the HTML body, or of the fragment."""
+    image = (
+        f'<img src="{escape(url)}" width="1" height="1" alt="" '
+        'style="display:block;border:0;width:1px;height:1px">'
+    )
+    closing = list(CLOSING_BODY_TAG.finditer(html))
+    if closing:
+        position = closing[-1].start()
+        return f"{html[:position]}{image}{html[position:]}"
+    return f"{html}{image}"
