@@ -3,6 +3,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.metrics_view import MetricsView
+from analytics.stats_views import ChannelComparisonView, ChurnView
 from analytics.views import EventView, StatsView, UserEngagementView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
@@ -38,6 +39,12 @@ urlpatterns = [
         name="push-cancel",
     ),
     path(f"{api}notifications/stats", StatsView.as_view(), name="stats"),
+    path(
+        f"{api}notifications/stats/channels",
+        ChannelComparisonView.as_view(),
+        name="stats-channels",
+    ),
+    path(f"{api}notifications/stats/churn", ChurnView.as_view(), name="stats-churn"),
     path(f"{api}notifications/events", EventView.as_view(), name="events"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(
