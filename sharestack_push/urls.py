@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics.dashboard import dashboard
 from analytics.metrics_view import MetricsView
 from analytics.stats_views import ChannelComparisonView, ChurnView
 from analytics.views import EventView, StatsView, UserEngagementView
@@ -77,5 +78,10 @@ urlpatterns = [
     path("preferences/", preference_centre, name="preference-centre"),
     path("healthz", healthz, name="healthz"),
     path("metrics", MetricsView.as_view(), name="metrics"),
+    path(
+        "admin/analytics/dashboard/",
+        admin.site.admin_view(dashboard),
+        name="analytics-dashboard",
+    ),
     path("admin/", admin.site.urls),
 ]

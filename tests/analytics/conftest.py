@@ -9,6 +9,7 @@ import pytest
 from channels_app.models import Channel
 from sharestack_push.notifications.models import PushRecord, PushTask
 from tests.fakes.wechat import FakeWeChat
+from tests.staff import chromium, staff_client, staff_user  # noqa: F401
 from tests.notifications.conftest import (  # noqa: F401
     Clock,
     fcm,
