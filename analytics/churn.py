@@ -11,12 +11,12 @@ from django.db import connections
 from django.db.models import Count, Q, QuerySet
 
 from analytics.activity import active_before
-from analytics.query import ratio
+from analytics.query import apply_filters, ratio
 from sharestack_push.notifications.constants import RecordStatus
 from sharestack_push.notifications.models import PushRecord
 
 SEGMENTS = ("churned", "active")
-# Counters per message; each segment also counts its distinct users.
+# Counters per message. Each segment also counts its distinct users.
 MESSAGE_COUNTS = {
     "sent": Count("id"),
     "delivered": Count("id", filter=Q(delivered_at__isnull=False)),
@@ -36,14 +36,7 @@ FILTERS = {
 def messaged(params: dict[str, Any]) -> QuerySet[PushRecord]:
     """Select the records sent to a user in [from, to) that match the filters."""
     records = PushRecord.objects.filter(sent_at__isnull=False).exclude(user_id="")
-    if params.get("from") is not None:
-        records = records.filter(sent_at__gte=params["from"])
-    if params.get("to") is not None:
-        records = records.filter(sent_at__lt=params["to"])
-    for name, field in FILTERS.items():
-        if params.get(name):
-            records = records.filter(**{f"{field}__in": params[name]})
-    return records
+    return apply_filters(records, params, "sent_at", FILTERS)
 
 
 def with_response_rates(row: dict[str, Any]) -> dict[str, Any]:

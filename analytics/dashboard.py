@@ -1,7 +1,7 @@
 """The admin dashboard: the delivery funnel, channel comparison and a daily series."""
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from analytics.models import HourlyStat
-from analytics.query import channel_comparison, delivery_stats
+from analytics.query import channel_comparison, delivery_stats, time_zone
 from sharestack_push.notifications.constants import ChannelKind
 
 DEFAULT_DAYS = 30
@@ -33,13 +33,10 @@ class DashboardForm(forms.Form):
         self.fields["type"].choices = [("", "All types"), *((name, name) for name in choices)]
 
     def clean_tz(self) -> ZoneInfo:
-        name = self.cleaned_data["tz"]
         try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError(
-                f"Unknown time zone {name!r}. Use an IANA name such as Asia/Shanghai."
-            ) from None
+            return time_zone(self.cleaned_data["tz"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -2,9 +2,15 @@
 from datetime import datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDay, TruncWeek
+from django.db.models.functions import (
+    ExtractHour,
+    ExtractIsoWeekDay,
+    TruncDay,
+    TruncWeek,
+)
 
 from analytics.models import HourlyStat
 from analytics.rollups import COUNTERS
@@ -37,17 +43,36 @@ FILTERS = {
 }
 
 
-def filtered_stats(params: dict[str, Any]) -> QuerySet[HourlyStat]:
-    """Select the roll-up rows in [from, to) that match the given filters."""
-    rows = HourlyStat.objects.all()
+def time_zone(name: str) -> ZoneInfo:
+    """Return the zone of an IANA name; raise ValueError naming it when it is unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"Unknown time zone {name!r}. Use an IANA name such as Asia/Shanghai."
+        ) from None
+
+
+def apply_filters(
+    rows: QuerySet, params: dict[str, Any], time_field: str, fields: dict[str, str]
+) -> QuerySet:
+    """Keep the rows whose time_field is in [from, to) and that match each list filter.
+
+    fields maps a filter parameter to the field it matches.
+    """
     if params.get("from") is not None:
-        rows = rows.filter(hour__gte=params["from"])
+        rows = rows.filter(**{f"{time_field}__gte": params["from"]})
     if params.get("to") is not None:
-        rows = rows.filter(hour__lt=params["to"])
-    for name, field in FILTERS.items():
+        rows = rows.filter(**{f"{time_field}__lt": params["to"]})
+    for name, field in fields.items():
         if params.get(name):
             rows = rows.filter(**{f"{field}__in": params[name]})
     return rows
+
+
+def filtered_stats(params: dict[str, Any]) -> QuerySet[HourlyStat]:
+    """Select the roll-up rows in [from, to) that match the given filters."""
+    return apply_filters(HourlyStat.objects.all(), params, "hour", FILTERS)
 
 
 def with_rates(counters: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
 from datetime import timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -10,7 +10,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics.query import GROUPS, delivery_stats, user_engagement
+from analytics.query import GROUPS, delivery_stats, time_zone, user_engagement
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from sharestack_push.notifications import clock
@@ -115,13 +115,10 @@ class TimeZoneField(serializers.CharField):
     """An IANA time zone name, validated to a ZoneInfo."""
 
     def to_internal_value(self, data) -> ZoneInfo:
-        name = super().to_internal_value(data)
         try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise serializers.ValidationError(
-                f"Unknown time zone {name!r}. Use an IANA name such as Asia/Shanghai."
-            ) from None
+            return time_zone(super().to_internal_value(data))
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class FilterQuerySerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import HourlyStat
+from tests.analytics.conftest import add_stat
 
 pytestmark = pytest.mark.django_db
 
@@ -19,19 +19,12 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 LATE_EVENING = datetime(2026, 12, 1, 23, tzinfo=ZoneInfo("UTC"))
 
 
-def stat(hour: datetime, **fields) -> HourlyStat:
-    defaults = {"channel_kind": "app", "provider": "fcm", "notification_type": "order",
-                "sent": 10, "delivered": 8, "opened": 4, "clicked": 2, "failed": 1,
-                "cost": Decimal("0.1")}
-    return HourlyStat.objects.create(hour=hour, **(defaults | fields))
-
-
 @pytest.fixture
 def stats(db):
-    stat(LATE_EVENING)
-    stat(LATE_EVENING + timedelta(days=1), channel_kind="sms", provider="twilio", sent=5,
+    add_stat(LATE_EVENING)
+    add_stat(LATE_EVENING + timedelta(days=1), channel_kind="sms", provider="twilio", sent=5,
          delivered=5, opened=0, clicked=0, failed=0, cost=Decimal("0.35"))
-    stat(LATE_EVENING, notification_type="news", sent=3, delivered=3, opened=3, clicked=3)
+    add_stat(LATE_EVENING, notification_type="news", sent=3, delivered=3, opened=3, clicked=3)
 
 
 FILTERS = {"start": "2026-12-01", "end": "2026-12-05", "tz": "Asia/Shanghai"}

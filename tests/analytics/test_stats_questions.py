@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.models import HourlyStat
+from tests.analytics.conftest import add_stat
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +18,11 @@ MONDAY_MORNING = datetime(2026, 12, 7, 2, tzinfo=UTC)
 EARLIER_WEDNESDAY = datetime(2026, 12, 2, 12, tzinfo=UTC)
 
 
-def stat(hour: datetime, **fields) -> HourlyStat:
-    defaults = {"channel_kind": "app", "provider": "fcm", "notification_type": "order",
-                "sent": 10, "delivered": 8, "opened": 4, "clicked": 2, "failed": 1,
-                "cost": Decimal("0.1")}
-    return HourlyStat.objects.create(hour=hour, **(defaults | fields))
-
-
 @pytest.fixture
 def week_stats(db):
-    stat(SUNDAY_EVENING, sent=1)
-    stat(MONDAY_MORNING, sent=2)
-    stat(EARLIER_WEDNESDAY, sent=4)
+    add_stat(SUNDAY_EVENING, sent=1)
+    add_stat(MONDAY_MORNING, sent=2)
+    add_stat(EARLIER_WEDNESDAY, sent=4)
 
 
 def sent_by(admin_client, query: str) -> dict:
@@ -77,7 +70,7 @@ def test_time_zone_leaves_totals(week_stats, admin_client):
 
 
 def test_weekday_with_channel_grouping(week_stats, admin_client):
-    stat(MONDAY_MORNING, channel_kind="sms", provider="twilio", sent=5)
+    add_stat(MONDAY_MORNING, channel_kind="sms", provider="twilio", sent=5)
     groups = admin_client.get(f"{STATS_URL}?group_by=channel,weekday").json()["groups"]
     assert [(g["channel"], g["weekday"], g["sent"]) for g in groups] == [
         ("app", 1, 2), ("app", 3, 4), ("app", 7, 1), ("sms", 1, 5),
@@ -102,11 +95,11 @@ def test_stats_time_param_is_400_naming_it(db, admin_client, query, param):
 
 @pytest.fixture
 def channel_stats(db):
-    stat(MONDAY_MORNING)
-    stat(EARLIER_WEDNESDAY, notification_type="news")
-    stat(MONDAY_MORNING, channel_kind="sms", provider="twilio", sent=5, delivered=4,
+    add_stat(MONDAY_MORNING)
+    add_stat(EARLIER_WEDNESDAY, notification_type="news")
+    add_stat(MONDAY_MORNING, channel_kind="sms", provider="twilio", sent=5, delivered=4,
          opened=0, clicked=0, failed=3, segments=7, cost=Decimal("0.35"))
-    stat(MONDAY_MORNING, channel_kind="email", provider="smtp", sent=0, delivered=0,
+    add_stat(MONDAY_MORNING, channel_kind="email", provider="smtp", sent=0, delivered=0,
          opened=0, clicked=0, failed=2, cost=Decimal(0))
 
 
