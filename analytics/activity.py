@@ -62,21 +62,30 @@ def record_activity_days(events: Iterable[tuple[str, datetime]]) -> None:
         cursor.execute(sql, params)
 
 
-def active_before(window: timedelta, moment: str = "sent_at") -> Exists:
+def active_before(
+    window: timedelta,
+    moment: str = "sent_at",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Exists:
     """Return a condition on records: the user was active in the window before `moment`.
 
     `moment` names a datetime field of the outer query, and `user_id` must be another.
-    The (user_id, day) unique index bounds each lookup to the window's days.
+    When every moment is known to lie in [since, until), those bounds limit the days
+    read, so that a hash join reads only those days' activity rows.
     """
     end = ExpressionWrapper(OuterRef(moment), output_field=DateTimeField())
     start = ExpressionWrapper(OuterRef(moment) - window, output_field=DateTimeField())
-    return Exists(
-        UserActivityDay.objects.filter(
-            user_id=OuterRef("user_id"),
-            day__gte=TruncDate(start, tzinfo=timezone.utc),
-            day__lte=TruncDate(end, tzinfo=timezone.utc),
-            first_at__lt=end,
-            last_at__gte=start,
-        )
+    days = UserActivityDay.objects.filter(
+        user_id=OuterRef("user_id"),
+        day__gte=TruncDate(start, tzinfo=timezone.utc),
+        day__lte=TruncDate(end, tzinfo=timezone.utc),
+        first_at__lt=end,
+        last_at__gte=start,
     )
+    if since is not None:
+        days = days.filter(day__gte=(since - window).astimezone(timezone.utc).date())
+    if until is not None:
+        days = days.filter(day__lte=until.astimezone(timezone.utc).date())
+    return Exists(days)
 

@@ -2,7 +2,7 @@
 
 Records are generated with random send times over four weeks that include the end of
 daylight saving time in New York, and go into the roll-ups through the same functions
-the pipeline calls. Each answer is then compared with a count over the records.
+the pipeline calls. Each response is then compared with a count over the records.
 """
 import random
 from collections import Counter, defaultdict
@@ -162,7 +162,7 @@ def activity(db) -> list[tuple[str, datetime]]:
     return events
 
 
-def direct_churn(records, events, days: int) -> dict[tuple[str, str], dict]:
+def direct_churn(records, events, days: int, since=None, until=None) -> dict[tuple[str, str], dict]:
     window = timedelta(days=days)
     times = defaultdict(list)
     for user_id, moment in events:
@@ -171,6 +171,8 @@ def direct_churn(records, events, days: int) -> dict[tuple[str, str], dict]:
                                                              "opened": 0})
     for record in records:
         if not record.sent_at:
+            continue
+        if since is not None and not since <= record.sent_at < until:
             continue
         active = any(record.sent_at - window <= moment < record.sent_at
                      for moment in times[record.user_id])
@@ -192,6 +194,21 @@ def test_churn_equals_direct_counts(generated, activity, admin_client, days):
         for group in response.json()["groups"]
     }
     assert answer == direct_churn(generated, activity, days)
+
+
+def test_churn_in_range_equals_direct_counts(generated, activity, admin_client):
+    since, until = START + timedelta(days=9, hours=5), START + timedelta(days=16)
+    query = "days=5&from=2026-10-28T05:00:00Z&to=2026-11-04T00:00:00Z"
+    response = admin_client.get(f"/api/v1/notifications/stats/churn?{query}")
+    answer = {
+        (group["channel"], group["segment"]): {
+            name: group[name] for name in ("users", "sent", "opened")
+        }
+        for group in response.json()["groups"]
+    }
+    expected = direct_churn(generated, activity, 5, since, until)
+    assert sum(row["sent"] for row in expected.values()) > 100
+    assert answer == expected
 
 
 def test_churn_generated_has_both_segments(generated, activity, admin_client):
