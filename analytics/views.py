@@ -97,7 +97,11 @@ class ListField(serializers.CharField):
         super().__init__(required=False, **kwargs)
 
     def to_internal_value(self, data) -> list[str]:
-        items = [item.strip() for item in super().to_internal_value(data).split(",")]
+        text = super().to_internal_value(data)
+        # The list bypasses CharField's own NUL check, which reads str(value).
+        if "\x00" in text:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        items = [item.strip() for item in text.split(",")]
         if any(not item for item in items):
             raise serializers.ValidationError("Empty item in the comma-separated list.")
         if self.item_choices is not None:

@@ -84,6 +84,8 @@ def test_weekday_with_channel_grouping(week_stats, admin_client):
         ("tz=", "tz"),
         ("tz=../etc/passwd", "tz"),
         ("group_by=weekday,weekday", "group_by"),
+        ("type=news%00", "type"),
+        ("tz=Asia/Shanghai%00", "tz"),
         ("group_by=fortnight", "group_by"),
     ],
 )
