@@ -1,4 +1,4 @@
-"""Time the statistics questions on data that stands for about ten million records.
+"""Time the statistics questions on data that represents about ten million records.
 
 It drops and recreates the database sharestack_bench_stats, migrates it, and fills
 the roll-up table with SQL (not timed): DAYS days x 24 hours x 4 channel kinds x 2
@@ -97,7 +97,7 @@ def fill_rollups(days: int, types: int) -> tuple[int, int]:
 
 
 def fill_records(records: int, users: int, days: int, types: int) -> int:
-    """Insert sent records and their users' activity days; return the activity rows.
+    """Insert sent records and their users' activity days, and count the activity rows.
 
     Records 8u to 8u + 7 (mod 8 x USERS) go to user u, so each user gets about
     RECORDS / USERS messages over all channel kinds. Nine in ten are delivered, one in three opened and one in ten clicked.

@@ -2,9 +2,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 
+from analytics.activity import record_activity_days
 from analytics.models import UserActivityDay
 from preferences.activity import record_activity
+from preferences.models import UserActiveHour
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +205,27 @@ def test_churn_bad_param_is_400_naming_it(db, admin_client, query, param):
 
 def test_churn_needs_admin_scope(db, push_client):
     assert push_client.get(CHURN_URL).status_code == 403
+
+
+def test_activity_days_ignore_empty_batch(db):
+    record_activity_days([])
+    assert not UserActivityDay.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_fills_activity_days():
+    call_command("migrate", "analytics", "0002", verbosity=0)
+    task = PushTask.objects.create(notification_id="old", notification_type="news",
+                                   target="user", channels=["app"])
+    opened = SENT + timedelta(hours=1)
+    sent_record(task, "ann", opened_at=opened, clicked_at=opened + timedelta(hours=2))
+    sent_record(task, "bob")
+    UserActiveHour.objects.create(user_id="cid", hour=9, count=3, last_active_at=SENT)
+
+    call_command("migrate", "analytics", verbosity=0)
+
+    days = {row.user_id: row for row in UserActivityDay.objects.all()}
+    assert sorted(days) == ["ann", "cid"]
+    assert days["ann"].first_at == opened
+    assert days["ann"].last_at == opened + timedelta(hours=2)
+    assert days["cid"].first_at == SENT
