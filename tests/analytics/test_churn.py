@@ -47,6 +47,7 @@ def test_activity_days_keep_first_and_last(db):
     assert day.day == SENT.date()
     assert day.first_at == SENT - timedelta(hours=9)
     assert day.last_at == SENT + timedelta(hours=3)
+    assert str(day) == "ann active on 2026-12-04"
 
 
 def test_activity_days_split_by_utc_day(db):
