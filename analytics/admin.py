@@ -31,3 +31,7 @@ class AlertEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# The index adds a link to the delivery dashboard above the app list.
+admin.site.index_template = "admin/analytics/index.html"

@@ -196,3 +196,25 @@ class HourlyStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.channel_kind}/{self.provider} {self.notification_type}"
+
+
+class UserActivityDay(models.Model):
+    """The first and last activity of one user on one UTC day.
+
+    Activity is an open, a click or an event posted to the activity API. One row per
+    active day keeps the table small and still decides exactly whether a user was
+    active in a window of whole days before a moment.
+    """
+
+    user_id = models.CharField(max_length=64)
+    day = models.DateField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "day"], name="unique_user_activity_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} active on {self.day:%Y-%m-%d}"

@@ -1,6 +1,7 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from analytics.events import Hit, store_event
 from analytics.machine import client_ip
-from analytics.query import GROUPS, delivery_stats, user_engagement
+from analytics.query import GROUPS, delivery_stats, time_zone, user_engagement
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
 from sharestack_push.notifications import clock
@@ -115,7 +116,11 @@ class ListField(serializers.CharField):
         super().__init__(required=False, **kwargs)
 
     def to_internal_value(self, data) -> list[str]:
-        items = [item.strip() for item in super().to_internal_value(data).split(",")]
+        text = super().to_internal_value(data)
+        # The list bypasses CharField's own NUL check, which reads str(value).
+        if "\x00" in text:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        items = [item.strip() for item in text.split(",")]
         if any(not item for item in items):
             raise serializers.ValidationError("Empty item in the comma-separated list.")
         if self.item_choices is not None:
@@ -129,7 +134,19 @@ class ListField(serializers.CharField):
         return items
 
 
-class StatsQuerySerializer(serializers.Serializer):
+class TimeZoneField(serializers.CharField):
+    """An IANA time zone name, validated to a ZoneInfo."""
+
+    def to_internal_value(self, data) -> ZoneInfo:
+        try:
+            return time_zone(super().to_internal_value(data))
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class FilterQuerySerializer(serializers.Serializer):
+    """The time range and filters that every statistics question accepts."""
+
     start = serializers.DateTimeField(required=False, help_text="Start of the time range, included.")
     to = serializers.DateTimeField(required=False, help_text="End of the time range, excluded.")
     channel = ListField(choices=list(ChannelKind.values), help_text="Channel kinds, comma-separated.")
@@ -138,11 +155,6 @@ class StatsQuerySerializer(serializers.Serializer):
     variant = ListField(help_text="A/B variant names, comma-separated.")
     campaign = ListField(
         help_text="Campaign ids, comma-separated; 0 selects messages of no campaign."
-    )
-    group_by = ListField(choices=list(GROUPS), help_text="Group keys, comma-separated.")
-    variant_of = serializers.UUIDField(
-        required=False,
-        help_text="Instead of statistics, per-variant record counts of this A/B test task.",
     )
 
     def get_fields(self):
@@ -165,6 +177,34 @@ class StatsQuerySerializer(serializers.Serializer):
         return attrs
 
 
+class StatsQuerySerializer(FilterQuerySerializer):
+    group_by = ListField(
+        choices=GROUPS,
+        help_text="Group keys, comma-separated. day and week (labelled with its Monday) "
+        "are dates, weekday is 1 (Monday) to 7 (Sunday), hour_of_day is 0 to 23, all "
+        "in the time zone tz.",
+    )
+    tz = TimeZoneField(
+        required=False,
+        help_text="IANA time zone for grouping by day, week, weekday and hour_of_day; "
+        "default UTC.",
+    )
+    variant_of = serializers.UUIDField(
+        required=False,
+        help_text="Instead of statistics, per-variant record counts of this A/B test task.",
+    )
+
+
+def reject_empty_params(request: Request) -> None:
+    """Raise a 400 naming each empty query parameter.
+
+    DRF skips an empty optional query parameter, which would widen the query.
+    """
+    empty = sorted(name for name, value in request.query_params.items() if not value.strip())
+    if empty:
+        raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+
+
 STAT_FIELDS = {
     name: serializers.IntegerField()
     for name in (
@@ -183,7 +223,7 @@ class StatsView(ApiView):
     # Checked per request: statistics need the admin scope, variant_of the push scope.
     required_scope = None
     allowed_query_params = ("from", "to", "channel", "provider", "type", "variant",
-                            "campaign", "group_by", "variant_of")
+                            "campaign", "group_by", "tz", "variant_of")
 
     @extend_schema(
         parameters=[StatsQuerySerializer],
@@ -195,9 +235,10 @@ class StatsView(ApiView):
         "by software (mail privacy proxies, link scanners) count once each in "
         "machine_opened and machine_clicked, and spam reports in complained. "
         "Each message counts in the UTC hour it was sent (or failed, if "
-        "never sent), and its later events count in that same hour. campaign "
-        "filters by the ids of admin campaigns, and group_by=campaign gives one row per "
-        "campaign id, 0 being messages sent outside any campaign. Needs the admin "
+        "never sent), and its later events count in that same hour; tz only moves the "
+        "group boundaries. campaign filters by the ids of admin campaigns, and "
+        "group_by=campaign gives one row per campaign id, 0 being messages sent outside "
+        "any campaign. Needs the admin "
         "scope. With variant_of, returns instead the per-variant counts of one task "
         "visible to the key, and needs the push scope.",
         responses=inline_serializer(
@@ -214,10 +255,7 @@ class StatsView(ApiView):
         ),
     )
     def get(self, request: Request) -> Response:
-        # DRF skips an empty optional query parameter, which would widen the query.
-        empty = sorted(name for name, value in request.query_params.items() if not value.strip())
-        if empty:
-            raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+        reject_empty_params(request)
         query = StatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
@@ -261,9 +299,7 @@ class UserEngagementView(ApiView):
         ),
     )
     def get(self, request: Request, user_id: str) -> Response:
-        empty = sorted(name for name, value in request.query_params.items() if not value.strip())
-        if empty:
-            raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+        reject_empty_params(request)
         query = EngagementQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         since = clock.now() - timedelta(days=query.validated_data["days"])

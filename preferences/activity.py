@@ -13,12 +13,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from analytics.activity import record_activity_days
 from preferences.models import UserActiveHour, UserProfile
 from preferences.policy import localize, zone_for
 
 
 def record_activity(events: Iterable[tuple[str, datetime]]) -> int:
-    """Add (user id, aware time) events to the users' histograms; return how many."""
+    """Add (user id, aware time) events to the users' histograms and activity days.
+
+    Return how many events were added.
+    """
     events = list(events)
     if not events:
         return 0
@@ -39,6 +43,7 @@ def record_activity(events: Iterable[tuple[str, datetime]]) -> int:
     with transaction.atomic():
         for key in sorted(counts):
             add_to_hour(key[0], key[1], counts[key], latest[key])
+        record_activity_days(events)
     return len(events)
 
 

@@ -153,6 +153,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # Plotly's JavaScript bundle for the admin dashboard, from the plotly package.
+    "analytics.staticfiles.PlotlyFinder",
+]
 # Without collectstatic (make run), whitenoise finds files in the apps themselves.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

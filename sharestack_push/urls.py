@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics.dashboard import dashboard
 from analytics.metrics_view import MetricsView
 from analytics.tracking_views import click_redirect, open_pixel
+from analytics.stats_views import ChannelComparisonView, ChurnView
 from analytics.views import EventView, StatsView, UserEngagementView
 from channels_app.callbacks import provider_callback
 from channels_app.views import (
@@ -39,6 +41,12 @@ urlpatterns = [
         name="push-cancel",
     ),
     path(f"{api}notifications/stats", StatsView.as_view(), name="stats"),
+    path(
+        f"{api}notifications/stats/channels",
+        ChannelComparisonView.as_view(),
+        name="stats-channels",
+    ),
+    path(f"{api}notifications/stats/churn", ChurnView.as_view(), name="stats-churn"),
     path(f"{api}notifications/events", EventView.as_view(), name="events"),
     path(f"{api}notifications/preferences", PreferencesView.as_view(), name="preferences"),
     path(
@@ -74,5 +82,10 @@ urlpatterns = [
     path("preferences/", preference_centre, name="preference-centre"),
     path("healthz", healthz, name="healthz"),
     path("metrics", MetricsView.as_view(), name="metrics"),
+    path(
+        "admin/analytics/dashboard/",
+        admin.site.admin_view(dashboard),
+        name="analytics-dashboard",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -3,9 +3,11 @@ pipeline fixtures the statistics tests share."""
 import itertools
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
+from analytics.models import HourlyStat
 from channels_app.models import Channel
 from sharestack_push.notifications.models import PushRecord, PushTask
 from tests.fakes.wechat import FakeWeChat
@@ -16,8 +18,17 @@ from tests.notifications.conftest import (  # noqa: F401
     post_push,
     run_jobs,
 )
+from tests.staff import chromium, staff_client, staff_user  # noqa: F401
 
 ROBOT_SEND_PATH = "/cgi-bin/webhook/send"
+
+
+def add_stat(hour: datetime, **fields) -> HourlyStat:
+    """Create one hourly roll-up row of app messages, with counters overridden by fields."""
+    defaults = {"channel_kind": "app", "provider": "fcm", "notification_type": "order",
+                "sent": 10, "delivered": 8, "opened": 4, "clicked": 2, "failed": 1,
+                "cost": Decimal("0.1")}
+    return HourlyStat.objects.create(hour=hour, **(defaults | fields))
 
 
 @pytest.fixture

@@ -199,7 +199,7 @@ def test_stats_rates_without_sends_are_null(db, admin_client):
         ("from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "to"),
         ("channel=fax", "channel"),
         ("channel=app,,sms", "channel"),
-        ("group_by=week", "group_by"),
+        ("group_by=month", "group_by"),
         ("group_by=day,day", "group_by"),
         ("provider=", "provider"),
         ("groupby=day", "groupby"),

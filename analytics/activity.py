@@ -1,0 +1,91 @@
+"""Per-user activity days, which the churned-user statistics read.
+
+A user counts as churned for a message when no activity falls in the N days before
+it was sent. The table stores the first and last activity time of each UTC day, which makes that
+test exact for any N of one day or more. Only the window's first and last day can
+hold activity outside the window, and for those the stored last or first time decides.
+"""
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+
+from django.db import connections, router
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef
+from django.db.models.functions import TruncDate
+
+from analytics.models import UserActivityDay
+
+DayKey = tuple[str, date]
+
+
+def activity_spans(events: Iterable[tuple[str, datetime]]) -> dict[DayKey, list[datetime]]:
+    """Return {(user id, UTC day): [first, last]} for (user id, aware time) events."""
+    spans: dict[DayKey, list[datetime]] = {}
+    for user_id, occurred_at in events:
+        moment = occurred_at.astimezone(timezone.utc)
+        span = spans.setdefault((user_id, moment.date()), [moment, moment])
+        span[0] = min(span[0], moment)
+        span[1] = max(span[1], moment)
+    return spans
+
+
+def record_activity_days(events: Iterable[tuple[str, datetime]]) -> None:
+    """Widen each user's activity day to include the events, in one statement.
+
+    Rows are written in key order, so two concurrent batches lock them in the same
+    order instead of deadlocking.
+    """
+    spans = activity_spans(events)
+    if not spans:
+        return
+    connection = connections[router.db_for_write(UserActivityDay)]
+    quote = connection.ops.quote_name
+    table = quote(UserActivityDay._meta.db_table)
+    # PostgreSQL's two-argument LEAST and GREATEST are MIN and MAX in SQLite.
+    least, greatest = ("MIN", "MAX") if connection.vendor == "sqlite" else ("LEAST", "GREATEST")
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(spans))
+    sql = (
+        f"INSERT INTO {table} (user_id, day, first_at, last_at) VALUES {rows} "
+        f"ON CONFLICT (user_id, day) DO UPDATE SET "
+        f"first_at = {least}({table}.first_at, excluded.first_at), "
+        f"last_at = {greatest}({table}.last_at, excluded.last_at)"
+    )
+    field = UserActivityDay._meta.get_field("first_at")
+    params: list = []
+    for (user_id, day), (first, last) in sorted(spans.items()):
+        params += [
+            user_id,
+            day,
+            field.get_db_prep_value(first, connection),
+            field.get_db_prep_value(last, connection),
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def active_before(
+    window: timedelta,
+    moment: str = "sent_at",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Exists:
+    """Return a condition on records: the user was active in the window before `moment`.
+
+    `moment` names a datetime field of the outer query, and `user_id` must be another.
+    When every moment is known to lie in [since, until), those bounds limit the days
+    read, so that a hash join reads only those days' activity rows.
+    """
+    end = ExpressionWrapper(OuterRef(moment), output_field=DateTimeField())
+    start = ExpressionWrapper(OuterRef(moment) - window, output_field=DateTimeField())
+    days = UserActivityDay.objects.filter(
+        user_id=OuterRef("user_id"),
+        day__gte=TruncDate(start, tzinfo=timezone.utc),
+        day__lte=TruncDate(end, tzinfo=timezone.utc),
+        first_at__lt=end,
+        last_at__gte=start,
+    )
+    if since is not None:
+        days = days.filter(day__gte=(since - window).astimezone(timezone.utc).date())
+    if until is not None:
+        days = days.filter(day__lte=until.astimezone(timezone.utc).date())
+    return Exists(days)
+

@@ -1,0 +1,134 @@
+"""The admin dashboard page through Django's test client: access, filters and numbers."""
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.analytics.conftest import add_stat
+
+pytestmark = pytest.mark.django_db
+
+URL = "/admin/analytics/dashboard/"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# 23:00 UTC on 1 December is 07:00 on 2 December in Shanghai.
+LATE_EVENING = datetime(2026, 12, 1, 23, tzinfo=ZoneInfo("UTC"))
+
+
+@pytest.fixture
+def stats(db):
+    add_stat(LATE_EVENING)
+    add_stat(LATE_EVENING + timedelta(days=1), channel_kind="sms", provider="twilio", sent=5,
+         delivered=5, opened=0, clicked=0, failed=0, cost=Decimal("0.35"))
+    add_stat(LATE_EVENING, notification_type="news", sent=3, delivered=3, opened=3, clicked=3)
+
+
+FILTERS = {"start": "2026-12-01", "end": "2026-12-05", "tz": "Asia/Shanghai"}
+
+
+def funnel(response) -> dict[str, int]:
+    return {stage["stage"]: stage["count"] for stage in response.context["funnel"]}
+
+
+def test_dashboard_needs_login(db):
+    response = Client().get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_dashboard_rejects_non_staff(db):
+    user = User.objects.create_user("viewer", password="viewer-password")
+    client = Client()
+    client.force_login(user)
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_admin_index_links_dashboard(staff_client):
+    response = staff_client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    assert f'href="{URL}"'.encode() in response.content
+
+
+def test_dashboard_funnel(stats, staff_client):
+    response = staff_client.get(URL, FILTERS)
+    assert response.status_code == 200
+    assert funnel(response) == {"sent": 18, "delivered": 16, "opened": 7, "clicked": 5}
+
+
+def test_dashboard_channel_filter(stats, staff_client):
+    response = staff_client.get(URL, FILTERS | {"channel": "sms"})
+    assert funnel(response) == {"sent": 5, "delivered": 5, "opened": 0, "clicked": 0}
+
+
+def test_dashboard_type_filter(stats, staff_client):
+    response = staff_client.get(URL, FILTERS | {"type": "news"})
+    assert funnel(response)["sent"] == 3
+
+
+def test_dashboard_type_choices(stats, staff_client):
+    choices = staff_client.get(URL).context["form"].fields["type"].choices
+    assert [value for value, _ in choices] == ["", "news", "order"]
+
+
+def test_dashboard_series_in_time_zone(stats, staff_client):
+    series = staff_client.get(URL, FILTERS).context["series"]
+    assert [row["day"] for row in series] == [
+        "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05",
+    ]
+    assert [row["sent"] for row in series] == [0, 13, 5, 0, 0]
+
+
+def test_dashboard_series_in_utc(stats, staff_client):
+    series = staff_client.get(URL, FILTERS | {"tz": "UTC"}).context["series"]
+    assert [row["sent"] for row in series] == [13, 5, 0, 0, 0]
+
+
+def test_dashboard_range_excludes_days(stats, staff_client):
+    response = staff_client.get(URL, FILTERS | {"start": "2026-12-03"})
+    assert funnel(response)["sent"] == 5
+
+
+def test_dashboard_channel_table(stats, staff_client):
+    response = staff_client.get(URL, FILTERS)
+    rows = {(row["channel"], row["provider"]): row for row in response.context["channels"]}
+    assert rows[("sms", "twilio")]["cost_per_message"] == 0.07
+    assert b"<td>twilio</td>" in response.content
+
+
+def test_dashboard_embeds_chart_data(stats, staff_client):
+    content = staff_client.get(URL, FILTERS).content
+    assert b'id="funnel-data"' in content
+    assert b'id="series-data"' in content
+    assert b"/static/vendor/plotly.min.js" in content
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"tz": "Moon/Base"}, "tz"),
+        ({"start": "yesterday"}, "start"),
+        ({"end": "2026-11-30"}, "end"),
+        ({"start": "2024-01-01"}, "end"),
+        ({"channel": "fax"}, "channel"),
+    ],
+)
+def test_dashboard_bad_filter_shows_error(stats, staff_client, change, field):
+    response = staff_client.get(URL, FILTERS | change)
+    assert response.status_code == 200
+    assert list(response.context["form"].errors) == [field]
+    assert b"The filters are invalid" in response.content
+
+
+def test_dashboard_default_range(staff_client, settings):
+    settings.PUSH_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    response = staff_client.get(URL)
+    series = response.context["series"]
+    assert len(series) == 30
+    assert series[-1]["day"] == timezone.now().astimezone(SHANGHAI).date().isoformat()
+    assert response.context["zone"] == "Asia/Shanghai"
