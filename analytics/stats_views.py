@@ -72,7 +72,7 @@ RESPONSE_FIELDS = {
 
 class ChurnView(ApiView):
     required_scope = Scope.ADMIN
-    allowed_query_params = (*FILTER_PARAMS[:-1], "days")
+    allowed_query_params = (*FILTER_PARAMS, "days")
 
     @extend_schema(
         parameters=[ChurnQuerySerializer],
