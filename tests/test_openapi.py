@@ -41,6 +41,9 @@ def api_key_header(db, wsgi_keeps_connection):
 def test_api_conforms_to_schema(case, api_key_header):
     # Rules across fields (an email address for kind "email", exactly one target) are
     # beyond what the schema can state, so schema-valid input may still get a 400.
-    case.call_and_validate(
-        headers=api_key_header, excluded_checks=[checks.positive_data_acceptance]
-    )
+    excluded = [checks.positive_data_acceptance]
+    if any(value in ([], {}) for value in (case.query or {}).values()):
+        # An empty list or object adds nothing to the query string, so a case built to
+        # break the schema with such a parameter arrives as a valid request.
+        excluded.append(checks.negative_data_rejection)
+    case.call_and_validate(headers=api_key_header, excluded_checks=excluded)
