@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from analytics.models import HourlyStat
 from analytics.query import channel_comparison, delivery_stats, time_zone
+from analytics.rollups import NO_CAMPAIGN
 from sharestack_push.notifications.constants import ChannelKind
+from sharestack_push.notifications.models import Campaign
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -24,6 +26,7 @@ class DashboardForm(forms.Form):
     end = forms.DateField(label="To", help_text="Last day shown, included.")
     channel = forms.ChoiceField(required=False, choices=[("", "All channels"), *ChannelKind.choices])
     type = forms.ChoiceField(required=False, label="Notification type")
+    campaign = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     tz = forms.CharField(label="Time zone", help_text="IANA name, such as Asia/Shanghai.")
 
     def __init__(self, *args, **kwargs) -> None:
@@ -31,6 +34,12 @@ class DashboardForm(forms.Form):
         types = HourlyStat.objects.values_list("notification_type", flat=True).distinct()
         choices = sorted(set(types))
         self.fields["type"].choices = [("", "All types"), *((name, name) for name in choices)]
+        campaigns = Campaign.objects.order_by("-pk").values_list("pk", "name")
+        self.fields["campaign"].choices = [
+            ("", "All messages"),
+            (str(NO_CAMPAIGN), "Outside campaigns"),
+            *((str(pk), f"{name} (#{pk})") for pk, name in campaigns),
+        ]
 
     def clean_tz(self) -> ZoneInfo:
         try:
@@ -62,6 +71,7 @@ def stats_params(data: dict[str, Any]) -> dict[str, Any]:
         "to": datetime.combine(data["end"] + timedelta(days=1), time(), zone),
         "channel": [data["channel"]] if data.get("channel") else None,
         "type": [data["type"]] if data.get("type") else None,
+        "campaign": [data["campaign"]] if data.get("campaign") is not None else None,
         "tz": zone,
     }
 

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from sharestack_push.notifications.models import Campaign
 from tests.analytics.conftest import add_stat
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +70,36 @@ def test_dashboard_channel_filter(stats, staff_client):
 def test_dashboard_type_filter(stats, staff_client):
     response = staff_client.get(URL, FILTERS | {"type": "news"})
     assert funnel(response)["sent"] == 3
+
+
+def test_dashboard_campaign_filter(stats, staff_client):
+    campaign = Campaign.objects.create(name="Winter sale", notification_type="promo")
+    add_stat(LATE_EVENING, notification_type="promo", campaign_id=campaign.pk, sent=4,
+             delivered=4, opened=1, clicked=0)
+    response = staff_client.get(URL, FILTERS | {"campaign": str(campaign.pk)})
+    assert funnel(response) == {"sent": 4, "delivered": 4, "opened": 1, "clicked": 0}
+
+
+def test_dashboard_outside_campaigns(stats, staff_client):
+    campaign = Campaign.objects.create(name="Winter sale", notification_type="promo")
+    add_stat(LATE_EVENING, notification_type="promo", campaign_id=campaign.pk, sent=4)
+    response = staff_client.get(URL, FILTERS | {"campaign": "0"})
+    assert funnel(response)["sent"] == 18
+
+
+def test_dashboard_rejects_unknown_campaign(stats, staff_client):
+    response = staff_client.get(URL, FILTERS | {"campaign": "999"})
+    assert "campaign" in response.context["form"].errors
+
+
+def test_dashboard_counts_machine_opens(staff_client):
+    add_stat(LATE_EVENING, machine_opened=6, machine_clicked=2, complained=1, unsubscribed=3)
+    response = staff_client.get(URL, FILTERS)
+    other = response.content.decode().split('id="funnel-other"')[1].split("</p>")[0]
+    assert " ".join(other.split()) == (
+        ">Not in the funnel: 6 opened and 2 clicked by software (mail privacy proxies, "
+        "link scanners), 1 failed, 3 unsubscribed, 1 spam complaints."
+    )
 
 
 def test_dashboard_type_choices(stats, staff_client):
