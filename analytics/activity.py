@@ -9,12 +9,30 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from django.db import connections, router
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    When,
+)
 from django.db.models.functions import TruncDate
 
 from analytics.models import UserActivityDay
 
 DayKey = tuple[str, date]
+
+# Idle days are stored up to this count, so a user idle for longer counts as this.
+MAX_IDLE_DAYS = 366
+# Idle days of a user with no activity day at all. It is larger than MAX_IDLE_DAYS, so
+# "idle days >= N" selects never-active users for every N.
+NEVER_ACTIVE = MAX_IDLE_DAYS + 1
+# Idle days of a record that has none, in the roll-ups. The churn statistics leave
+# these records out of both segments.
+UNKNOWN_IDLE_DAYS = -1
 
 
 def activity_spans(events: Iterable[tuple[str, datetime]]) -> dict[DayKey, list[datetime]]:
@@ -89,3 +107,29 @@ def active_before(
         days = days.filter(day__lte=until.astimezone(timezone.utc).date())
     return Exists(days)
 
+
+
+def idle_days(last_activity: datetime, moment: datetime) -> int:
+    """Return the whole days from the last activity before `moment` to `moment`, capped."""
+    return min((moment - last_activity) // timedelta(days=1), MAX_IDLE_DAYS)
+
+
+def idle_days_before(user_ids: list[str], moment: datetime) -> dict[str, int]:
+    """Return each user's idle days before `moment`, NEVER_ACTIVE without activity.
+
+    One query reads the users' activity days. A day whose span contains `moment` has
+    activity at first_at, less than a day earlier, so first_at replaces the
+    unknown last activity before `moment` without changing the whole days.
+    """
+    latest = (
+        UserActivityDay.objects.filter(user_id__in=user_ids, first_at__lt=moment)
+        .values("user_id")
+        .annotate(
+            last=Max(Case(When(last_at__lt=moment, then=F("last_at")), default=F("first_at")))
+        )
+        .order_by()
+    )
+    days = dict.fromkeys(user_ids, NEVER_ACTIVE)
+    for row in latest:
+        days[row["user_id"]] = idle_days(row["last"], moment)
+    return days
