@@ -1,25 +1,15 @@
-"""Per-user activity days, which the churned-user statistics read.
+"""Per-user activity days, and the idle days that fan-out stores on records from them.
 
-A user counts as churned for a message when no activity falls in the N days before
-it was sent. The table stores the first and last activity time of each UTC day, which makes that
-test exact for any N of one day or more. Only the window's first and last day can
-hold activity outside the window, and for those the stored last or first time decides.
+The table stores the first and last activity time of each UTC day. That is enough to
+find the whole days between a moment and the last activity before it. Only the day
+containing the moment can hold activity on both sides, and any of it is less than a
+day before the moment.
 """
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from django.db import connections, router
-from django.db.models import (
-    Case,
-    DateTimeField,
-    Exists,
-    ExpressionWrapper,
-    F,
-    Max,
-    OuterRef,
-    When,
-)
-from django.db.models.functions import TruncDate
+from django.db.models import Case, F, Max, When
 
 from analytics.models import UserActivityDay
 
@@ -78,35 +68,6 @@ def record_activity_days(events: Iterable[tuple[str, datetime]]) -> None:
         ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-
-
-def active_before(
-    window: timedelta,
-    moment: str = "sent_at",
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Exists:
-    """Return a condition on records: the user was active in the window before `moment`.
-
-    `moment` names a datetime field of the outer query, and `user_id` must be another.
-    When every moment is known to lie in [since, until), those bounds limit the days
-    read, so that a hash join reads only those days' activity rows.
-    """
-    end = ExpressionWrapper(OuterRef(moment), output_field=DateTimeField())
-    start = ExpressionWrapper(OuterRef(moment) - window, output_field=DateTimeField())
-    days = UserActivityDay.objects.filter(
-        user_id=OuterRef("user_id"),
-        day__gte=TruncDate(start, tzinfo=timezone.utc),
-        day__lte=TruncDate(end, tzinfo=timezone.utc),
-        first_at__lt=end,
-        last_at__gte=start,
-    )
-    if since is not None:
-        days = days.filter(day__gte=(since - window).astimezone(timezone.utc).date())
-    if until is not None:
-        days = days.filter(day__lte=until.astimezone(timezone.utc).date())
-    return Exists(days)
-
 
 
 def idle_days(last_activity: datetime, moment: datetime) -> int:

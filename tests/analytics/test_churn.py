@@ -276,7 +276,9 @@ def test_churn_leaves_out_unknown_idle_days(task, admin_client):
     record = PushRecord.objects.create(task=task, user_id="ann", channel_kind="app",
                                        provider="fcm", status="sent", sent_at=SENT)
     count_send_results([record])
-    assert IdleDayStat.objects.get().idle_days == -1
+    row = IdleDayStat.objects.get()
+    assert row.idle_days == -1
+    assert str(row) == "2026-12-04 app/fcm news, -1 idle days"
     totals = churn(admin_client)["totals"]
     assert totals["churned"]["sent"] + totals["active"]["sent"] == 0
 
