@@ -82,6 +82,8 @@ def idle_days_before(user_ids: list[str], moment: datetime) -> dict[str, int]:
     activity at first_at, less than a day earlier, so first_at replaces the
     unknown last activity before `moment` without changing the whole days.
     """
+    # NOTE: the query reads every activity day of the users, not only the last 367,
+    # so its cost grows with how long the users have been active.
     latest = (
         UserActivityDay.objects.filter(user_id__in=user_ids, first_at__lt=moment)
         .values("user_id")
