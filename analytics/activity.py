@@ -1,20 +1,28 @@
-"""Per-user activity days, which the churned-user statistics read.
+"""Per-user activity days, and the idle days that fan-out stores on records from them.
 
-A user counts as churned for a message when no activity falls in the N days before
-it was sent. The table stores the first and last activity time of each UTC day, which makes that
-test exact for any N of one day or more. Only the window's first and last day can
-hold activity outside the window, and for those the stored last or first time decides.
+The table stores the first and last activity time of each UTC day. That is enough to
+find the whole days between a moment and the last activity before it. Only the day
+containing the moment can hold activity on both sides, and any of it is less than a
+day before the moment.
 """
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 from django.db import connections, router
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef
-from django.db.models.functions import TruncDate
+from django.db.models import Case, F, Max, When
 
 from analytics.models import UserActivityDay
 
 DayKey = tuple[str, date]
+
+# Idle days are stored up to this count, so a user idle for longer counts as this.
+MAX_IDLE_DAYS = 366
+# Idle days of a user with no activity day at all. It is larger than MAX_IDLE_DAYS, so
+# "idle days >= N" selects never-active users for every N.
+NEVER_ACTIVE = MAX_IDLE_DAYS + 1
+# Idle days of a record that has none, in the roll-ups. The churn statistics leave
+# these records out of both segments.
+UNKNOWN_IDLE_DAYS = -1
 
 
 def activity_spans(events: Iterable[tuple[str, datetime]]) -> dict[DayKey, list[datetime]]:
@@ -62,30 +70,29 @@ def record_activity_days(events: Iterable[tuple[str, datetime]]) -> None:
         cursor.execute(sql, params)
 
 
-def active_before(
-    window: timedelta,
-    moment: str = "sent_at",
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Exists:
-    """Return a condition on records: the user was active in the window before `moment`.
+def idle_days(last_activity: datetime, moment: datetime) -> int:
+    """Return the whole days from the last activity before `moment` to `moment`, capped."""
+    return min((moment - last_activity) // timedelta(days=1), MAX_IDLE_DAYS)
 
-    `moment` names a datetime field of the outer query, and `user_id` must be another.
-    When every moment is known to lie in [since, until), those bounds limit the days
-    read, so that a hash join reads only those days' activity rows.
+
+def idle_days_before(user_ids: list[str], moment: datetime) -> dict[str, int]:
+    """Return each user's idle days before `moment`, NEVER_ACTIVE without activity.
+
+    One query reads the users' activity days. A day whose span contains `moment` has
+    activity at first_at, less than a day earlier, so first_at replaces the
+    unknown last activity before `moment` without changing the whole days.
     """
-    end = ExpressionWrapper(OuterRef(moment), output_field=DateTimeField())
-    start = ExpressionWrapper(OuterRef(moment) - window, output_field=DateTimeField())
-    days = UserActivityDay.objects.filter(
-        user_id=OuterRef("user_id"),
-        day__gte=TruncDate(start, tzinfo=timezone.utc),
-        day__lte=TruncDate(end, tzinfo=timezone.utc),
-        first_at__lt=end,
-        last_at__gte=start,
+    # NOTE: the query reads every activity day of the users, not only the last 367,
+    # so its cost grows with how long the users have been active.
+    latest = (
+        UserActivityDay.objects.filter(user_id__in=user_ids, first_at__lt=moment)
+        .values("user_id")
+        .annotate(
+            last=Max(Case(When(last_at__lt=moment, then=F("last_at")), default=F("first_at")))
+        )
+        .order_by()
     )
-    if since is not None:
-        days = days.filter(day__gte=(since - window).astimezone(timezone.utc).date())
-    if until is not None:
-        days = days.filter(day__lte=until.astimezone(timezone.utc).date())
-    return Exists(days)
-
+    days = dict.fromkeys(user_ids, NEVER_ACTIVE)
+    for row in latest:
+        days[row["user_id"]] = idle_days(row["last"], moment)
+    return days

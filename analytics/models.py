@@ -218,3 +218,43 @@ class UserActivityDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} active on {self.day:%Y-%m-%d}"
+
+
+class IdleDayStat(models.Model):
+    """Counters of the records sent on one UTC day, per idle-day count of their users.
+
+    A record counts on the UTC day it was sent, or failed if it never was, and its
+    later receipts and human opens and clicks add to that same row. idle_days is the
+    record's: the user's whole idle days when fan-out created it, NEVER_ACTIVE, or
+    UNKNOWN_IDLE_DAYS for a record that has none.
+    """
+
+    day = models.DateField()
+    channel_kind = models.CharField(max_length=16)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    notification_type = models.CharField(max_length=64)
+    # The record's task's campaign, or 0 for no campaign.
+    campaign_id = models.BigIntegerField(default=0)
+    idle_days = models.SmallIntegerField()
+    sent = models.BigIntegerField(default=0)
+    delivered = models.BigIntegerField(default=0)
+    opened = models.BigIntegerField(default=0)
+    clicked = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day", "channel_kind", "provider", "notification_type",
+                    "campaign_id", "idle_days",
+                ],
+                name="unique_idle_day_stat",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.day:%Y-%m-%d} {self.channel_kind}/{self.provider} "
+            f"{self.notification_type}, {self.idle_days} idle days"
+        )

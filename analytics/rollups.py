@@ -1,17 +1,22 @@
-"""Hourly roll-ups of record counters, kept up to date as records change status.
+"""Roll-ups of record counters, kept up to date as records change status.
 
-The pipeline adds a batch of changes at once: counters are summed per roll-up row in
-Python and written with one INSERT ... ON CONFLICT DO UPDATE that adds them to the
-stored values, so concurrent workers never lose an increment.
+Two tables are kept: hourly rows per channel, provider, type, campaign and variant,
+and daily rows per channel, provider, type, campaign and the user's idle days, which
+the churn statistics read. The pipeline adds a batch of changes at once: counters are
+summed per row in Python and written with one INSERT ... ON CONFLICT DO UPDATE per
+table that adds them to the stored values, so concurrent workers never lose an
+increment.
 """
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 
-from analytics.models import HourlyStat
+from analytics.activity import UNKNOWN_IDLE_DAYS
+from analytics.models import HourlyStat, IdleDayStat
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, RecordStatus
 from sharestack_push.notifications.models import PushRecord, PushTask
@@ -25,6 +30,12 @@ NO_CAMPAIGN = 0
 KEY_FIELDS = ("hour", "channel_kind", "provider", "notification_type", "campaign_id", "variant")
 
 Key = tuple[datetime, str, str, str, int, str]
+# The counters of IdleDayStat, a subset of COUNTERS.
+IDLE_COUNTERS = ("sent", "delivered", "opened", "clicked", "failed")
+IDLE_KEY_FIELDS = (
+    "day", "channel_kind", "provider", "notification_type", "campaign_id", "idle_days",
+)
+IdleKey = tuple[date, str, str, str, int, int]
 
 
 class Changes:
@@ -34,16 +45,29 @@ class Changes:
         self.rows: dict[Key, dict[str, int | Decimal]] = defaultdict(
             lambda: dict.fromkeys(COUNTERS, 0) | {"cost": Decimal(0)}
         )
+        self.idle_rows: dict[IdleKey, dict[str, int | Decimal]] = defaultdict(
+            lambda: dict.fromkeys(IDLE_COUNTERS, 0)
+        )
 
     def add(self, record: PushRecord, notification_type: str, campaign_id: int | None,
             **increments: int | Decimal) -> None:
         row = self.rows[row_key(record, notification_type, campaign_id)]
         for name, amount in increments.items():
             row[name] += amount
+        idle_increments = {
+            name: amount for name, amount in increments.items() if name in IDLE_COUNTERS
+        }
+        if idle_increments:
+            idle_row = self.idle_rows[idle_row_key(record, notification_type, campaign_id)]
+            for name, amount in idle_increments.items():
+                idle_row[name] += amount
 
     def save(self) -> None:
+        """Write both tables' rows, one statement per table that has changes."""
         if self.rows:
-            upsert(self.rows)
+            upsert(HourlyStat, KEY_FIELDS, [*COUNTERS, "cost"], self.rows)
+        if self.idle_rows:
+            upsert(IdleDayStat, IDLE_KEY_FIELDS, list(IDLE_COUNTERS), self.idle_rows)
 
 
 def cohort_hour(record: PushRecord) -> datetime:
@@ -56,6 +80,16 @@ def row_key(record: PushRecord, notification_type: str, campaign_id: int | None)
     return (
         cohort_hour(record), record.channel_kind, record.provider, notification_type,
         campaign_id or NO_CAMPAIGN, record.variant,
+    )
+
+
+def idle_row_key(
+    record: PushRecord, notification_type: str, campaign_id: int | None
+) -> IdleKey:
+    idle_days = UNKNOWN_IDLE_DAYS if record.idle_days is None else record.idle_days
+    return (
+        cohort_hour(record).date(), record.channel_kind, record.provider, notification_type,
+        campaign_id or NO_CAMPAIGN, idle_days,
     )
 
 
@@ -113,21 +147,29 @@ def count_record(record: PushRecord, **increments: int) -> None:
     changes.save()
 
 
-def upsert(rows: dict[Key, dict[str, int | Decimal]]) -> None:
-    """Add counters to their rows, creating missing rows, in one statement.
+def upsert(
+    model: type[models.Model],
+    key_fields: tuple[str, ...],
+    values: list[str],
+    rows: dict[Any, dict[str, int | Decimal]],
+) -> None:
+    """Add counters to their rows of `model`, creating missing rows, in one statement.
 
     Rows are listed in key order, so that two workers updating the same rows tend to
     lock them in the same order rather than deadlock.
     """
-    connection = connections[router.db_for_write(HourlyStat)]
+    connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    table = quote(HourlyStat._meta.db_table)
-    values = [*COUNTERS, "cost"]
-    columns = ", ".join(quote(name) for name in (*KEY_FIELDS, *values))
-    placeholders = "(" + ", ".join(["%s"] * (len(KEY_FIELDS) + len(values))) + ")"
-    updates = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in values)
-    conflict = ", ".join(quote(name) for name in KEY_FIELDS)
-    ordered = sorted(rows.items(), key=lambda item: tuple("" if part is None else str(part) for part in item[0]))
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(name) for name in (*key_fields, *values))
+    placeholders = "(" + ", ".join(["%s"] * (len(key_fields) + len(values))) + ")"
+    updates = ", ".join(
+        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in values
+    )
+    conflict = ", ".join(quote(name) for name in key_fields)
+    ordered = sorted(
+        rows.items(), key=lambda item: tuple("" if part is None else str(part) for part in item[0])
+    )
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(ordered))} "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"

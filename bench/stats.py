@@ -1,13 +1,14 @@
 """Time the statistics questions on data that represents about ten million records.
 
 It drops and recreates the database sharestack_bench_stats, migrates it, and fills
-the roll-up table with SQL (not timed): DAYS days x 24 hours x 4 channel kinds x 2
-providers x TYPES notification types x 3 variants. Each row counts 15 to 24 sent
-messages and 0 or 1 failed one, about 20 records a row. The churn question reads
-records, not roll-ups, so it also inserts RECORDS sent records spread evenly over the
-DAYS days to USERS users, and activity days for three users in four (not timed).
-It then times each question through the API views (Django's test client, in this
-process, no HTTP server) for several cases, REPEATS times each, and prints the median.
+the roll-up tables with SQL (not timed). The hourly table gets DAYS days x 24 hours x
+4 channel kinds x 2 providers x TYPES notification types x 3 variants rows. Each row
+counts 15 to 24 sent messages and 0 or 1 failed one, about 20 records a row. The daily
+idle-day table, which the churn question reads, gets DAYS days x 8 channel kind and
+provider pairs x TYPES types x IDLE_DAY_VALUES rows, each counting 17 to 26 sent messages
+and 0 or 1 failed one, about 10 million records in all. It then times each question
+through the API views (Django's test client, in this process, no HTTP server) for
+several cases, REPEATS times each, and prints the median.
 """
 import argparse
 import os
@@ -29,6 +30,9 @@ KINDS_AND_PROVIDERS = [
     ("sms", "twilio"), ("sms", "aliyun_sms"), ("wechat", "wechat_mp"), ("wechat", "wecom"),
 ]
 VARIANTS = ["", "a", "b"]
+# Idle-day counts in the idle-day roll-ups: every day up to 59, a few long absences,
+# the cap (366) and never active (367).
+IDLE_DAY_VALUES = [*range(60), 90, 180, 366, 367]
 STATS = "/api/v1/notifications/stats"
 CASES = [
     ("totals over all days", f"{STATS}?"),
@@ -45,11 +49,13 @@ CASES = [
      f"{STATS}?group_by=channel,hour_of_day&tz=Asia/Shanghai"),
     ("channel comparison, all days", f"{STATS}/channels"),
     ("channel comparison, one type, 30 days", f"{STATS}/channels?type=type-3&from={{last_30}}"),
-    ("churn, 30 idle days, sent in last day", f"{STATS}/churn?days=30&from={{last_1}}"),
-    ("churn, 30 idle days, sent in last 7 days", f"{STATS}/churn?days=30&from={{last_7}}"),
+    ("churn, 30 idle days, since yesterday", f"{STATS}/churn?days=30&from={{day_1}}"),
+    ("churn, 30 idle days, last 7 UTC days", f"{STATS}/churn?days=30&from={{day_7}}"),
     ("churn, 7 idle days, sms, last 7 days",
-     f"{STATS}/churn?days=7&channel=sms&from={{last_7}}"),
+     f"{STATS}/churn?days=7&channel=sms&from={{day_7}}"),
     ("churn, 30 idle days, all 90 days", f"{STATS}/churn?days=30"),
+    ("churn, 365 idle days, one type, campaign 0",
+     f"{STATS}/churn?days=365&type=type-3&campaign=0"),
 ]
 
 
@@ -71,10 +77,12 @@ def fill_rollups(days: int, types: int) -> tuple[int, int]:
         connection.execute(f"""
             INSERT INTO analytics_hourlystat (
                 hour, channel_kind, provider, notification_type, campaign_id, variant,
-                sent, delivered, opened, clicked, failed, unsubscribed, segments, cost)
+                sent, delivered, opened, clicked, failed, unsubscribed, segments, cost,
+                machine_opened, machine_clicked, complained)
             SELECT hour, kind, provider, 'type-' || type, 0, variant,
                    sent, sent * 9 / 10, sent / 3, sent / 10, failed, 0,
-                   CASE WHEN kind = 'sms' THEN sent * 2 ELSE 0 END, sent * 0.001
+                   CASE WHEN kind = 'sms' THEN sent * 2 ELSE 0 END, sent * 0.001,
+                   0, 0, 0
             FROM (
                 SELECT hours.hour, channels.kind, channels.provider, types.type,
                        variants.variant,
@@ -96,60 +104,35 @@ def fill_rollups(days: int, types: int) -> tuple[int, int]:
     return rows, records
 
 
-def fill_records(records: int, users: int, days: int, types: int) -> int:
-    """Insert sent records and their users' activity days, and count the activity rows.
-
-    Records 8u to 8u + 7 (mod 8 x USERS) go to user u, so each user gets about
-    RECORDS / USERS messages over all channel kinds. Nine in ten are delivered, one in three opened and one in ten clicked.
-    Users whose number is divisible by 4 have no activity at all. The others are active
-    on about one day in ten, from 30 days before the first record on.
-    """
-    from django.db import connection
-
-    from sharestack_push.notifications.models import PushTask
-
-    task_ids = [
-        str(PushTask.objects.create(
-            notification_id=f"bench-{number}", notification_type=f"type-{number}",
-            target="broadcast", channels=["app"],
-        ).pk)
-        for number in range(1, types + 1)
-    ]
-    kinds = ", ".join(f"'{kind}'" for kind, _ in KINDS_AND_PROVIDERS)
-    providers = ", ".join(f"'{provider}'" for _, provider in KINDS_AND_PROVIDERS)
-    tasks = ", ".join(f"'{task_id}'::uuid" for task_id in task_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            INSERT INTO notifications_pushrecord (
-                task_id, user_id, channel_kind, provider, address_kind, address, locale,
-                status, reason, attempts, provider_message_id, error_message,
-                response_data, created_at, updated_at, variant, fallback_step,
-                fallback_state, sent_at, delivered_at, opened_at, clicked_at)
-            SELECT (ARRAY[{tasks}])[1 + i % {types}], 'user-' || ((i / 8) % {users}),
-                   (ARRAY[{kinds}])[1 + i % 8], (ARRAY[{providers}])[1 + i % 8],
-                   '', 'address-' || i, '', 'sent', '', 1, '', '', '{{}}',
-                   sent, sent, '', 0, '', sent,
-                   CASE WHEN i % 10 < 9 THEN sent + interval '1 minute' END,
-                   CASE WHEN i % 3 = 0 THEN sent + interval '10 minutes' END,
-                   CASE WHEN i % 10 = 0 THEN sent + interval '12 minutes' END
+def fill_idle_rollups(days: int, types: int) -> tuple[int, int]:
+    """Insert the idle-day roll-up rows, and return the row count and the records counted."""
+    kinds = ", ".join(f"('{kind}', '{provider}')" for kind, provider in KINDS_AND_PROVIDERS)
+    idle_days = ", ".join(f"({value})" for value in IDLE_DAY_VALUES)
+    with psycopg.connect(DATABASE_URL.replace("postgres://", "postgresql://")) as connection:
+        connection.execute(f"""
+            INSERT INTO analytics_idledaystat (
+                day, channel_kind, provider, notification_type, campaign_id, idle_days,
+                sent, delivered, opened, clicked, failed)
+            SELECT day, kind, provider, 'type-' || type, 0, idle_days,
+                   sent, sent * 9 / 10, sent / 3, sent / 10, failed
             FROM (
-                SELECT i, now() - (i::float8 / {records}) * interval '{days} days' AS sent
-                FROM generate_series(1, {records}) AS i
+                SELECT days.day, channels.kind, channels.provider, types.type,
+                       idle.idle_days,
+                       17 + (row_number() OVER ()) % 10 AS sent,
+                       (row_number() OVER ()) % 2 AS failed
+                FROM generate_series(
+                         (now() AT TIME ZONE 'UTC')::date - {days} + 1,
+                         (now() AT TIME ZONE 'UTC')::date, interval '1 day') AS days(day)
+                CROSS JOIN (VALUES {kinds}) AS channels(kind, provider)
+                CROSS JOIN generate_series(1, {types}) AS types(type)
+                CROSS JOIN (VALUES {idle_days}) AS idle(idle_days)
             ) AS generated
         """)
-        cursor.execute(f"""
-            INSERT INTO analytics_useractivityday (user_id, day, first_at, last_at)
-            SELECT 'user-' || u, day, day + interval '9 hours', day + interval '20 hours'
-            FROM generate_series(0, {users} - 1) AS u
-            CROSS JOIN generate_series(
-                (now() - interval '{days + 30} days')::date, now()::date, interval '1 day'
-            ) AS day
-            WHERE u % 4 <> 0 AND (u + extract(doy FROM day)::int * 7) % 10 = 0
-        """)
-        cursor.execute("ANALYZE notifications_pushrecord")
-        cursor.execute("ANALYZE analytics_useractivityday")
-        cursor.execute("SELECT count(*) FROM analytics_useractivityday")
-        return cursor.fetchone()[0]
+        connection.execute("ANALYZE analytics_idledaystat")
+        rows, records = connection.execute(
+            "SELECT count(*), sum(sent + failed) FROM analytics_idledaystat"
+        ).fetchone()
+    return rows, records
 
 
 def time_cases(repeats: int) -> None:
@@ -166,6 +149,11 @@ def time_cases(repeats: int) -> None:
     moments = {
         f"last_{days}": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:00:00Z")
         for days in (1, 7, 30)
+    }
+    # The churn question takes whole UTC days: day_N is the midnight N days ago.
+    moments |= {
+        f"day_{days}": (now - timedelta(days=days)).strftime("%Y-%m-%dT00:00:00Z")
+        for days in (1, 7)
     }
     print(f"{'case':45} {'median':>9} {'min':>9} {'max':>9} groups")
     for name, query in CASES:
@@ -190,10 +178,6 @@ def main() -> int:
                         help="Notification types (default 10).")
     parser.add_argument("--repeats", type=int, default=7,
                         help="Timed runs of each case (default 7).")
-    parser.add_argument("--records", type=int, default=10_368_000,
-                        help="Sent records for the churn question (default 10,368,000).")
-    parser.add_argument("--users", type=int, default=500_000,
-                        help="Users the records go to (default 500,000).")
     arguments = parser.parse_args()
 
     os.environ["DATABASE_URL"] = DATABASE_URL
@@ -208,15 +192,15 @@ def main() -> int:
     print(f"records they count     {records} (sent + failed)")
     print(f"filled in              {time.perf_counter() - started:.1f} s (not timed below)")
 
+    started = time.perf_counter()
+    rows, records = fill_idle_rollups(arguments.days, arguments.types)
+    print(f"idle-day roll-up rows  {rows}")
+    print(f"records they count     {records} (sent + failed)")
+    print(f"filled in              {time.perf_counter() - started:.1f} s (not timed below)")
+
     import django
 
     django.setup()
-    started = time.perf_counter()
-    activity_days = fill_records(arguments.records, arguments.users, arguments.days,
-                                 arguments.types)
-    print(f"records                {arguments.records} to {arguments.users} users")
-    print(f"activity days          {activity_days}")
-    print(f"filled in              {time.perf_counter() - started:.1f} s (not timed below)")
     time_cases(arguments.repeats)
     return 0
 

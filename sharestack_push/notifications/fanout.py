@@ -13,6 +13,7 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models.base import ModelState
 
+from analytics.activity import idle_days_before
 from analytics.rollups import count_send_results
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from preferences.frequency import CountRequest, frequency_counter
@@ -326,10 +327,13 @@ def build_records(
 
     A message is counted against the frequency limits only when it would otherwise
     be sent now: one suppressed by a preference, without an address or channel, or
-    with a failed rendering takes nothing from the user's limits.
+    with a failed rendering takes nothing from the user's limits. Each record stores
+    its user's idle days at `now`, the fan-out time, even when it is deferred and
+    sent later.
     """
     kinds = first_kinds(task) if kinds is None else kinds
     policy = PolicyInputs(task, user_ids, now)
+    idle_days = idle_days_before(user_ids, now)
     addresses = load_addresses(user_ids, kinds)
     chooser = ChannelChooser(list(Channel.objects.filter(enabled=True).order_by("priority", "id")))
     renders = RenderCache(user_ids)
@@ -352,6 +356,7 @@ def build_records(
                     contact_id=target.get("contact_id"),
                     locale=locale,
                     variant=assign_variant(task, user_id),
+                    idle_days=idle_days[user_id],
                 )
                 for target in targets
             ]

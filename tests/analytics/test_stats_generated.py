@@ -14,7 +14,6 @@ import pytest
 
 from analytics.rollups import count_receipt, count_send_results
 from channels_app.models import Channel
-from preferences.activity import record_activity
 from sharestack_push.notifications.models import PushRecord, PushTask
 
 pytestmark = pytest.mark.django_db
@@ -148,70 +147,3 @@ def test_channel_comparison_equals_direct_counts(generated, admin_client):
         assert answer[key]["failure_rate"] == round(
             row["failed"] / (row["sent"] + row["failed"]), 4
         ), key
-
-
-@pytest.fixture
-def activity(db) -> list[tuple[str, datetime]]:
-    chance = random.Random(5)
-    events = [
-        (chance.choice(USERS), random_moment(chance, START - timedelta(days=30), SPAN * 2))
-        for _ in range(150)
-    ]
-    for first in range(0, len(events), 40):
-        record_activity(events[first:first + 40])
-    return events
-
-
-def direct_churn(records, events, days: int, since=None, until=None) -> dict[tuple[str, str], dict]:
-    window = timedelta(days=days)
-    times = defaultdict(list)
-    for user_id, moment in events:
-        times[user_id].append(moment)
-    rows: dict[tuple[str, str], dict] = defaultdict(lambda: {"users": set(), "sent": 0,
-                                                             "opened": 0})
-    for record in records:
-        if not record.sent_at:
-            continue
-        if since is not None and not since <= record.sent_at < until:
-            continue
-        active = any(record.sent_at - window <= moment < record.sent_at
-                     for moment in times[record.user_id])
-        row = rows[(record.channel_kind, "active" if active else "churned")]
-        row["users"].add(record.user_id)
-        row["sent"] += 1
-        row["opened"] += record.opened_at is not None
-    return {key: dict(row, users=len(row["users"])) for key, row in rows.items()}
-
-
-@pytest.mark.parametrize("days", [1, 7, 20])
-def test_churn_equals_direct_counts(generated, activity, admin_client, days):
-    response = admin_client.get(f"/api/v1/notifications/stats/churn?days={days}")
-    assert response.status_code == 200, response.content
-    answer = {
-        (group["channel"], group["segment"]): {
-            name: group[name] for name in ("users", "sent", "opened")
-        }
-        for group in response.json()["groups"]
-    }
-    assert answer == direct_churn(generated, activity, days)
-
-
-def test_churn_in_range_equals_direct_counts(generated, activity, admin_client):
-    since, until = START + timedelta(days=9, hours=5), START + timedelta(days=16)
-    query = "days=5&from=2026-10-28T05:00:00Z&to=2026-11-04T00:00:00Z"
-    response = admin_client.get(f"/api/v1/notifications/stats/churn?{query}")
-    answer = {
-        (group["channel"], group["segment"]): {
-            name: group[name] for name in ("users", "sent", "opened")
-        }
-        for group in response.json()["groups"]
-    }
-    expected = direct_churn(generated, activity, 5, since, until)
-    assert sum(row["sent"] for row in expected.values()) > 100
-    assert answer == expected
-
-
-def test_churn_generated_has_both_segments(generated, activity, admin_client):
-    totals = admin_client.get("/api/v1/notifications/stats/churn?days=7").json()["totals"]
-    assert totals["churned"]["sent"] > 50
-    assert totals["active"]["sent"] > 50
