@@ -17,8 +17,8 @@ DayKey = tuple[str, date]
 
 # Idle days are stored up to this count, so a user idle for longer counts as this.
 MAX_IDLE_DAYS = 366
-# Idle days of a user with no activity day at all. It is larger than MAX_IDLE_DAYS, so
-# "idle days >= N" selects never-active users for every N.
+# Idle days of a user with no activity in the MAX_IDLE_DAYS + 1 days before. It is
+# larger than MAX_IDLE_DAYS, so "idle days >= N" selects those users for every N.
 NEVER_ACTIVE = MAX_IDLE_DAYS + 1
 # Idle days of a record that has none, in the roll-ups. The churn statistics leave
 # these records out of both segments.
@@ -76,16 +76,19 @@ def idle_days(last_activity: datetime, moment: datetime) -> int:
 
 
 def idle_days_before(user_ids: list[str], moment: datetime) -> dict[str, int]:
-    """Return each user's idle days before `moment`, NEVER_ACTIVE without activity.
+    """Return each user's idle days before `moment`, capped at MAX_IDLE_DAYS.
 
-    One query reads the users' activity days. A day whose span contains `moment` has
-    activity at first_at, less than a day earlier, so first_at replaces the
-    unknown last activity before `moment` without changing the whole days.
+    A user without activity in the MAX_IDLE_DAYS + 1 days before `moment` gets
+    NEVER_ACTIVE, so one query reads at most that many activity days per user. A day
+    whose span contains `moment` has activity at first_at, less than a day earlier, so
+    first_at replaces the unknown last activity before `moment` without changing the
+    whole days.
     """
-    # NOTE: the query reads every activity day of the users, not only the last 367,
-    # so its cost grows with how long the users have been active.
+    oldest_day = (moment - timedelta(days=MAX_IDLE_DAYS + 1)).astimezone(timezone.utc).date()
     latest = (
-        UserActivityDay.objects.filter(user_id__in=user_ids, first_at__lt=moment)
+        UserActivityDay.objects.filter(
+            user_id__in=user_ids, day__gte=oldest_day, first_at__lt=moment
+        )
         .values("user_id")
         .annotate(
             last=Max(Case(When(last_at__lt=moment, then=F("last_at")), default=F("first_at")))

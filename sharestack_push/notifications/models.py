@@ -279,8 +279,8 @@ class PushRecord(models.Model):
     variant = models.CharField(max_length=64, blank=True, default="")
     # Whole days the user had been idle (no open, click or activity-API event) when
     # fan-out created the record, capped at analytics.activity.MAX_IDLE_DAYS, or
-    # NEVER_ACTIVE. Null for records without a user and for records created before
-    # the column existed.
+    # NEVER_ACTIVE when the user had no activity in the MAX_IDLE_DAYS + 1 days before.
+    # Null for records without a user and for records created before the column existed.
     idle_days = models.PositiveSmallIntegerField(null=True, blank=True)
     # Position in a fallback chain: 0 for the first channel kind, 1 for the next...
     fallback_step = models.PositiveSmallIntegerField(default=0)

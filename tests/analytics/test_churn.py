@@ -141,7 +141,8 @@ def test_open_receipt_records_day(fcm, frozen_clock, post_push, push_client):
         ([SENT + timedelta(hours=1)], NEVER_ACTIVE),
         ([SENT - timedelta(days=8), SENT + timedelta(days=1)], 8),
         ([SENT - timedelta(hours=2), SENT + timedelta(hours=2)], 0),
-        ([SENT - timedelta(days=400)], MAX_IDLE_DAYS),
+        ([SENT - timedelta(days=366, hours=12)], MAX_IDLE_DAYS),
+        ([SENT - timedelta(days=400)], NEVER_ACTIVE),
     ],
 )
 def test_idle_days_before_moment(db, activity, idle_days):
