@@ -11,6 +11,7 @@ import hashlib
 import html as html_lib
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import reverse
@@ -21,9 +22,15 @@ from analytics.tokens import click_token, open_token
 from sharestack_push.notifications.models import PushRecord
 
 HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-TEXT_URL = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
-# Characters that end a sentence rather than a URL in running text.
-TRAILING_PUNCTUATION = ".,;:!?)]}>'\"。，；：！？）】」"
+# A URL in running text is made of the ASCII characters RFC 3986 allows, apart from
+# the quote ', so it ends at a space, a quote, an angle bracket or any non-ASCII character. Chinese text puts no
+# space after a link, and its full-width punctuation (，。）」 and so on) and CJK
+# characters are therefore never part of the URL.
+TEXT_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+", re.IGNORECASE)
+# ASCII punctuation that ends a sentence rather than a URL when it is the URL's last
+# character.
+TRAILING_PUNCTUATION = ".,;:!?"
+CLOSING_BRACKETS = {")": "(", "]": "[", "}": "{"}
 CLOSING_BODY_TAG = re.compile(r"</body\s*>", re.IGNORECASE)
 # Option keys that carry a link in WeChat template messages and WeCom text cards.
 # A mini program page path is not a URL and is left alone.
@@ -81,7 +88,9 @@ class LinkTracker:
 
         def replace(match: re.Match[str]) -> str:
             found = match.group(0)
-            url = found.rstrip(TRAILING_PUNCTUATION)
+            url = trim_text_url(found)
+            if not has_host(url):
+                return found
             return self.click_url(record, url) + found[len(url):]
 
         return TEXT_URL.sub(replace, text)
@@ -94,6 +103,32 @@ class LinkTracker:
             if isinstance(value, str):
                 rewritten[name] = self.click_url(record, value)
         return rewritten
+
+
+def trim_text_url(found: str) -> str:
+    """Strip trailing sentence punctuation and unbalanced closing brackets from a URL.
+
+    "https://a.example/x)." becomes "https://a.example/x", while
+    "https://a.example/wiki/Rust_(language)" keeps its balanced ")".
+    """
+    url = found
+    while url:
+        last = url[-1]
+        unbalanced = last in CLOSING_BRACKETS and (
+            url.count(last) > url.count(CLOSING_BRACKETS[last])
+        )
+        if last not in TRAILING_PUNCTUATION and not unbalanced:
+            break
+        url = url[:-1]
+    return url
+
+
+def has_host(url: str) -> bool:
+    """Return True when the URL parses and names a host, unlike "https://" or "http://[x"."""
+    try:
+        return bool(urlsplit(url).netloc)
+    except ValueError:
+        return False
 
 
 def pixel_url(record: PushRecord) -> str:
