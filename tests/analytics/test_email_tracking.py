@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from analytics.engagement import MAX_EVENT_ROWS
 from analytics.models import EngagementEvent, HourlyStat, TrackedLink
 from analytics.tokens import click_token, open_token
 from channels_app.models import Contact
@@ -194,6 +195,71 @@ def test_human_open_after_machine_open_counts(send_email):
     assert record.opened_at == LATER
     assert rollup().opened == 1
     assert rollup().machine_opened == 1
+
+
+def event_rows(record: PushRecord, kind: str):
+    return EngagementEvent.objects.filter(record=record, kind=kind)
+
+
+def test_pixel_flood_stores_capped_rows(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.images[0])
+    client = Client()
+
+    client.head(path, HTTP_USER_AGENT=BROWSER)
+    for _ in range(300):
+        client.get(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "open")
+    assert rows.count() == MAX_EVENT_ROWS
+    assert rows.filter(machine=True).count() == 1
+    assert rows.order_by("pk").first().machine_reason == "head_request"
+    assert sum(rows.values_list("later_hits", flat=True)) == 301 - MAX_EVENT_ROWS
+    assert rows.order_by("pk").last().later_hits == 301 - MAX_EVENT_ROWS
+    record.refresh_from_db()
+    assert record.opened_at == LATER
+    assert rollup().opened == 1
+    assert rollup().machine_opened == 1
+
+
+def test_first_human_open_kept_after_flood(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.images[0])
+    client = Client()
+
+    for _ in range(300):
+        client.get(path, HTTP_USER_AGENT="python-requests/2.32")
+    client.get(path, HTTP_USER_AGENT=BROWSER)
+    client.get(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "open")
+    assert rows.count() == MAX_EVENT_ROWS + 1
+    human = rows.get(machine=False)
+    assert human.user_agent == BROWSER
+    assert human.later_hits == 1
+    assert sum(rows.values_list("later_hits", flat=True)) == 302 - MAX_EVENT_ROWS - 1
+    record.refresh_from_db()
+    assert record.opened_at == LATER
+    assert rollup().opened == 1
+    assert rollup().machine_opened == 1
+
+
+def test_first_machine_click_kept_after_flood(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.hrefs[0])
+    client = Client()
+
+    for _ in range(300):
+        response = client.get(path, HTTP_USER_AGENT=BROWSER)
+        assert response["Location"] == SHOP_URL
+    client.head(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "click")
+    assert rows.count() == MAX_EVENT_ROWS + 1
+    assert rows.get(machine=True).machine_reason == "head_request"
+    assert sum(rows.values_list("later_hits", flat=True)) == 300 - MAX_EVENT_ROWS
+    assert rollup().clicked == 1
+    assert rollup().machine_clicked == 1
 
 
 def test_machine_events_stay_out_of_rates(send_email, admin_client):
