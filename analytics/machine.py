@@ -28,12 +28,22 @@ MIN_HUMAN_SECONDS = 5
 # NOTE: a heuristic from public reports about Mail Privacy Protection, not an Apple
 # specification; Apple may change the header.
 APPLE_PRIVACY_PROXY_AGENT = "Mozilla/5.0"
+# Product and vendor names of link scanners, security gateways, crawlers and HTTP
+# libraries, matched as whole words so that a phone brand such as Cubot, or "San
+# Francisco" in a user agent comment, is not taken for "bot" or "cisco".
+SCANNER_WORDS = (
+    "barracuda", "mimecast", "proofpoint", "symantec", "messagelabs", "forcepoint",
+    "trendmicro", "sophos", "fortiguard", "cisco", "ironport", "safelinks",
+    "microsoft office", "bingpreview", "google-safety", "googlebot", "bingbot",
+    "facebot", "slackbot", "applebot", "headlesschrome", "phantomjs", "bot", "crawler",
+    "spider", "scanner", "python-requests", "python-urllib", "aiohttp", "go-http-client",
+    "curl", "wget", "libwww", "java", "okhttp", "apache-httpclient",
+)
 SCANNER_PATTERN = re.compile(
-    r"barracuda|mimecast|proofpoint|symantec|messagelabs|forcepoint|trendmicro"
-    r"|sophos|fortiguard|cisco|ironport|safelinks|microsoft office|bingpreview"
-    r"|google-safety|googlebot|headlesschrome|phantomjs|bot\b|crawler|spider"
-    r"|scanner|python-requests|python-urllib|aiohttp|go-http-client|curl/|wget"
-    r"|libwww|java/|okhttp|apache-httpclient",
+    r"\b(?:" + "|".join(re.escape(word) for word in SCANNER_WORDS) + r")\b"
+    # A product token with a version whose name ends in bot, crawler or spider, such
+    # as "Twitterbot/1.0", "SemrushBot/7~bl", "Baiduspider/2.0" or "DuckDuckBot-Https/1.1".
+    r"|\b[a-z0-9]*(?:bot|crawler|spider)(?:-[a-z0-9]+)*/",
     re.IGNORECASE,
 )
 

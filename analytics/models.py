@@ -51,6 +51,9 @@ class EngagementEvent(models.Model):
     machine_reason = models.CharField(max_length=32, blank=True, default="")
     # Click events only: the original URL the redirect sent the client to.
     url = models.TextField(blank=True, default="")
+    # Pixel or redirect hits of this record and kind that arrived after the row cap
+    # (analytics.engagement.MAX_EVENT_ROWS), counted on the newest row instead of stored.
+    later_hits = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["record", "kind"])]

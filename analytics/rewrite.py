@@ -10,7 +10,10 @@ characters long, whatever the length of the original URL.
 import hashlib
 import html as html_lib
 import re
+from collections.abc import Callable
+from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import reverse
@@ -20,10 +23,18 @@ from analytics.models import TrackedLink
 from analytics.tokens import click_token, open_token
 from sharestack_push.notifications.models import PushRecord
 
-HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-TEXT_URL = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
-# Characters that end a sentence rather than a URL in running text.
-TRAILING_PUNCTUATION = ".,;:!?)]}>'\"。，；：！？）】」"
+# One attribute of a start tag's source: its name, then an optional value that is
+# double-quoted, single-quoted or unquoted, as the HTML syntax allows.
+TAG_ATTRIBUTE = re.compile(r"""([^\s/>"'=][^\s/>=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
+# A URL in running text is made of the ASCII characters RFC 3986 allows, apart from
+# the quote ', so it ends at a space, a quote, an angle bracket or any non-ASCII character. Chinese text puts no
+# space after a link, and its full-width punctuation (，。）」 and so on) and CJK
+# characters are therefore never part of the URL.
+TEXT_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&()*+,;=%]+", re.IGNORECASE)
+# ASCII punctuation that ends a sentence rather than a URL when it is the URL's last
+# character.
+TRAILING_PUNCTUATION = ".,;:!?"
+CLOSING_BRACKETS = {")": "(", "]": "[", "}": "{"}
 CLOSING_BODY_TAG = re.compile(r"</body\s*>", re.IGNORECASE)
 # Option keys that carry a link in WeChat template messages and WeCom text cards.
 # A mini program page path is not a URL and is left alone.
@@ -66,22 +77,24 @@ class LinkTracker:
     def rewrite_html(self, record: PushRecord, html: str) -> str:
         """Send every http(s) href through the redirect and add the open pixel."""
 
-        def replace(match: re.Match[str]) -> str:
-            url = html_lib.unescape(match.group(3).strip())
-            tracked = self.click_url(record, url)
-            if tracked == url:
-                return match.group(0)
-            return f"{match.group(1)}{match.group(2)}{escape(tracked)}{match.group(2)}"
-
-        rewritten = HREF.sub(replace, html)
-        return add_pixel(rewritten, pixel_url(record))
+        pieces = []
+        copied = 0
+        for offset, tag in anchor_tags(html):
+            new_tag = replace_href(tag, lambda url: self.click_url(record, url))
+            pieces.append(html[copied:offset])
+            pieces.append(new_tag)
+            copied = offset + len(tag)
+        pieces.append(html[copied:])
+        return add_pixel("".join(pieces), pixel_url(record))
 
     def rewrite_text(self, record: PushRecord, text: str) -> str:
         """Send every http(s) URL in plain text, such as an SMS body, through the redirect."""
 
         def replace(match: re.Match[str]) -> str:
             found = match.group(0)
-            url = found.rstrip(TRAILING_PUNCTUATION)
+            url = trim_text_url(found)
+            if not has_host(url):
+                return found
             return self.click_url(record, url) + found[len(url):]
 
         return TEXT_URL.sub(replace, text)
@@ -94,6 +107,92 @@ class LinkTracker:
             if isinstance(value, str):
                 rewritten[name] = self.click_url(record, value)
         return rewritten
+
+
+class AnchorTagFinder(HTMLParser):
+    """Collect the source text and offset of every <a> start tag.
+
+    html.parser reports no tags inside comments or <script> and <style> content, and
+    it reads quoted attribute values whole, so a "<a" or ">" inside them neither
+    starts nor ends a tag.
+    """
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html = html
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", html)]
+        self.tags: list[tuple[int, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        text = self.get_starttag_text() or ""
+        line, column = self.getpos()
+        offset = self.line_starts[line - 1] + column
+        # The offset comes from the parser's line and column count. Skip the tag
+        # rather than corrupt the message if the two ever disagree.
+        if self.html.startswith(text, offset):
+            self.tags.append((offset, text))
+
+
+def anchor_tags(html: str) -> list[tuple[int, str]]:
+    """Return (offset, source text) of each <a> start tag of an HTML document."""
+    finder = AnchorTagFinder(html)
+    finder.feed(html)
+    finder.close()
+    return finder.tags
+
+
+def replace_href(tag: str, rewrite: Callable[[str], str]) -> str:
+    """Rewrite the URL of the first href attribute of one start tag's source.
+
+    Only an attribute named exactly href counts, so data-href stays as it is. A quoted
+    value keeps its quote character, and an unquoted one is written in double quotes.
+    """
+    for match in TAG_ATTRIBUTE.finditer(tag, 2):
+        if match.group(1).lower() != "href":
+            continue
+        raw = match.group(2)
+        if not raw:
+            return tag
+        if raw[0] in "\"'":
+            quote, value = raw[0], raw[1:-1]
+        else:
+            quote, value = "", raw
+        url = html_lib.unescape(value.strip())
+        tracked = rewrite(url)
+        if tracked == url:
+            return tag
+        new_quote = quote or '"'
+        value = f"{new_quote}{escape(tracked)}{new_quote}"
+        return f"{tag[:match.start(2)]}{value}{tag[match.end(2):]}"
+    return tag
+
+
+def trim_text_url(found: str) -> str:
+    """Strip trailing sentence punctuation and unbalanced closing brackets from a URL.
+
+    "https://a.example/x)." becomes "https://a.example/x", while
+    "https://a.example/wiki/Rust_(language)" keeps its balanced ")".
+    """
+    url = found
+    while url:
+        last = url[-1]
+        unbalanced = last in CLOSING_BRACKETS and (
+            url.count(last) > url.count(CLOSING_BRACKETS[last])
+        )
+        if last not in TRAILING_PUNCTUATION and not unbalanced:
+            break
+        url = url[:-1]
+    return url
+
+
+def has_host(url: str) -> bool:
+    """Return True when the URL parses and names a host, unlike "https://" or "http://[x"."""
+    try:
+        return bool(urlsplit(url).netloc)
+    except ValueError:
+        return False
 
 
 def pixel_url(record: PushRecord) -> str:

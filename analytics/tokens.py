@@ -5,6 +5,8 @@ link id, each as an unsigned LEB128 varint, followed by the first 6 bytes of an
 HMAC-SHA256 of those bytes keyed from SECRET_KEY. Open and click tokens use different
 salts, so neither can stand in for the other. A click token for record 12,345,678 and
 link 4,321 is 16 characters long, which matters in SMS, where every character counts.
+Each token has one accepted spelling, so a padded or otherwise re-spelled token is
+invalid like a damaged one.
 
 A 48-bit signature takes about 2**47 requests to guess for one record. A forged token
 could only mark a record opened or clicked, and a redirect only goes to a URL stored
@@ -67,12 +69,25 @@ def sign(salt: str, *numbers: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def unsign(salt: str, token: str, count: int) -> list[int]:
-    """Return the `count` numbers a token carries; raise TokenInvalid otherwise."""
+def decode_token(token: str) -> bytes:
+    """Decode the one spelling that sign() produces; raise TokenInvalid on any other.
+
+    The base64 decoder would also take padding, characters outside the alphabet and
+    other values of the unused low bits of the last character. Comparing with the
+    re-encoded bytes rejects every such spelling.
+    """
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as error:
         raise TokenInvalid("The token is not URL-safe base64.") from error
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        raise TokenInvalid("The token is not in canonical URL-safe base64.")
+    return raw
+
+
+def unsign(salt: str, token: str, count: int) -> list[int]:
+    """Return the `count` numbers a token carries; raise TokenInvalid otherwise."""
+    raw = decode_token(token)
     payload, mac = raw[:-SIGNATURE_BYTES], raw[-SIGNATURE_BYTES:]
     if len(raw) <= SIGNATURE_BYTES or not constant_time_compare(mac, signature(salt, payload)):
         raise TokenInvalid("The token signature does not match.")

@@ -1,13 +1,15 @@
 """Segment conditions over UserProfile.attributes, as Django lookups.
 
 The lookups are JSONField key transforms, which Django compiles for PostgreSQL
-(jsonb operators) and for SQLite (the JSON1 functions) alike.
+(jsonb operators) and for SQLite (the JSON1 functions) alike. Any name that passes
+ATTRIBUTE_PATTERN is one top-level key, including names of Django lookups.
 """
 import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 
 from preferences.models import UserProfile
 
@@ -72,37 +74,44 @@ def validate_segment_conditions(conditions: Any) -> None:
         raise ValidationError(problems)
 
 
-def condition_q(condition: dict) -> Q:
-    """Build the filter of one valid condition on UserProfile."""
-    key = f"attributes__{condition['attribute']}"
+def condition_q(condition: dict, alias: str) -> Q:
+    """Build the filter of one valid condition on UserProfile.
+
+    `alias` names the attribute value, which matching_profiles defines as a
+    KeyTransform with QuerySet.alias(). Lookups go through that alias and never through
+    "attributes__<name>", where Django would read a name such as "regex", "isnull" or
+    "a__b" as a lookup or a nested path rather than as one key.
+    """
+    attribute = condition["attribute"]
     operator = condition["operator"]
     if operator == "exists":
-        return Q(attributes__has_key=condition["attribute"])
+        return Q(attributes__has_key=attribute)
     if operator == "not_exists":
-        return ~Q(attributes__has_key=condition["attribute"])
+        return ~Q(attributes__has_key=attribute)
     value = condition["value"]
     if operator == "equals":
-        return Q(**{key: value})
+        return Q(**{alias: value})
     if operator == "not_equals":
         # A user without the attribute is not equal to the value either.
-        return ~Q(**{key: value}) | ~Q(attributes__has_key=condition["attribute"])
+        return ~Q(**{alias: value}) | ~Q(attributes__has_key=attribute)
     if operator == "one_of":
-        return Q(**{f"{key}__in": value})
+        return Q(**{f"{alias}__in": value})
     # NOTE: a stored value that is not a number compares by JSON type order on
     # PostgreSQL and by SQLite's type order on SQLite, so a string attribute may
     # match greater_than; keep numeric attributes numeric.
     lookup = "gt" if operator == "greater_than" else "lt"
-    return Q(**{f"{key}__{lookup}": value})
-
-
-def segment_q(conditions: list[dict]) -> Q:
-    """Build the filter matching every condition; an empty list matches everyone."""
-    combined = Q()
-    for condition in conditions:
-        combined &= condition_q(condition)
-    return combined
+    return Q(**{f"{alias}__{lookup}": value})
 
 
 def matching_profiles(conditions: list[dict]) -> QuerySet[UserProfile]:
-    """Select the profiles of the users who match every condition."""
-    return UserProfile.objects.filter(segment_q(conditions))
+    """Select the profiles of the users who match every condition.
+
+    An empty list matches everyone.
+    """
+    aliases: dict[str, KeyTransform] = {}
+    combined = Q()
+    for index, condition in enumerate(conditions):
+        alias = f"segment_attribute_{index}"
+        aliases[alias] = KeyTransform(condition["attribute"], "attributes")
+        combined &= condition_q(condition, alias)
+    return UserProfile.objects.alias(**aliases).filter(combined)

@@ -68,6 +68,44 @@ def test_sms_link_is_short_and_redirects(twilio, post_push, frozen_clock):
     assert HourlyStat.objects.get().clicked == 1
 
 
+# (text before the link, the URL, text after it): the URL must end where the text does.
+SMS_LINK_BODIES = [
+    ("订单已发货，详情见", "https://shop.example.com/o/7", "，谢谢光临。"),
+    ("详情：", "https://shop.example.com/o/7?from=sms&id=8", "。"),
+    ("点击", "https://shop.example.com/o/7", "查看订单"),
+    ("（详情见", "https://shop.example.com/o/7", "）请查收！"),
+    ("活动链接「", "https://shop.example.com/s", "」今晚截止；"),
+    ("【商城】优惠券", "https://shop.example.com/c#top", "、满减券均可用？"),
+    ("Order shipped (see ", "https://shop.example.com/o/7", "). Thanks!"),
+    ("Wiki: ", "https://en.example.org/wiki/Rust_(language)", ", read it."),
+    ("Is it ", "https://shop.example.com/o/7", "?!"),
+    ("Open ", "https://shop.example.com/o/7;v=2", ": now"),
+    ("[", "https://shop.example.com/list[1]", "]"),
+    ("Track ", "https://shop.example.com/o/7%E8%AE%A2", " today"),
+]
+
+
+@pytest.mark.parametrize(("before", "url", "after"), SMS_LINK_BODIES)
+def test_sms_link_ends_with_url(twilio, post_push, frozen_clock, before, url, after):
+    push_sms(post_push, frozen_clock, before + url + after)
+    [message] = twilio.messages
+    [link] = REDIRECT.findall(message["body"])
+
+    assert message["body"] == before + link + after
+
+    frozen_clock.set(SENT_AT + timedelta(minutes=10))
+    response = Client().get(urlsplit(link).path, HTTP_USER_AGENT=PHONE_BROWSER)
+    assert response["Location"] == url
+
+
+def test_sms_bare_scheme_is_kept(twilio, post_push, frozen_clock):
+    body = "请用 https:// 开头的地址，或 http://[bad 这样的不算。"
+    push_sms(post_push, frozen_clock, body)
+    [message] = twilio.messages
+
+    assert message["body"] == body
+
+
 def test_sms_link_preview_is_machine(twilio, post_push, frozen_clock):
     record = push_sms(post_push, frozen_clock, f"Sale {SALE_URL}")
     [message] = twilio.messages

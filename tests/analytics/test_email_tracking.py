@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from analytics.engagement import MAX_EVENT_ROWS
 from analytics.models import EngagementEvent, HourlyStat, TrackedLink
+from analytics.rewrite import LinkTracker, add_pixel, pixel_url
 from analytics.tokens import click_token, open_token
 from channels_app.models import Contact
 from preferences.models import UserProfile
@@ -196,6 +198,123 @@ def test_human_open_after_machine_open_counts(send_email):
     assert rollup().machine_opened == 1
 
 
+def event_rows(record: PushRecord, kind: str):
+    return EngagementEvent.objects.filter(record=record, kind=kind)
+
+
+def test_pixel_flood_stores_capped_rows(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.images[0])
+    client = Client()
+
+    client.head(path, HTTP_USER_AGENT=BROWSER)
+    for _ in range(300):
+        client.get(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "open")
+    assert rows.count() == MAX_EVENT_ROWS
+    assert rows.filter(machine=True).count() == 1
+    assert rows.order_by("pk").first().machine_reason == "head_request"
+    assert sum(rows.values_list("later_hits", flat=True)) == 301 - MAX_EVENT_ROWS
+    assert rows.order_by("pk").last().later_hits == 301 - MAX_EVENT_ROWS
+    record.refresh_from_db()
+    assert record.opened_at == LATER
+    assert rollup().opened == 1
+    assert rollup().machine_opened == 1
+
+
+def test_first_human_open_kept_after_flood(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.images[0])
+    client = Client()
+
+    for _ in range(300):
+        client.get(path, HTTP_USER_AGENT="python-requests/2.32")
+    client.get(path, HTTP_USER_AGENT=BROWSER)
+    client.get(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "open")
+    assert rows.count() == MAX_EVENT_ROWS + 1
+    human = rows.get(machine=False)
+    assert human.user_agent == BROWSER
+    assert human.later_hits == 1
+    assert sum(rows.values_list("later_hits", flat=True)) == 302 - MAX_EVENT_ROWS - 1
+    record.refresh_from_db()
+    assert record.opened_at == LATER
+    assert rollup().opened == 1
+    assert rollup().machine_opened == 1
+
+
+def test_first_machine_click_kept_after_flood(send_email):
+    record, parsed = send_email()
+    path = path_of(parsed.hrefs[0])
+    client = Client()
+
+    for _ in range(300):
+        response = client.get(path, HTTP_USER_AGENT=BROWSER)
+        assert response["Location"] == SHOP_URL
+    client.head(path, HTTP_USER_AGENT=BROWSER)
+
+    rows = event_rows(record, "click")
+    assert rows.count() == MAX_EVENT_ROWS + 1
+    assert rows.get(machine=True).machine_reason == "head_request"
+    assert sum(rows.values_list("later_hits", flat=True)) == 300 - MAX_EVENT_ROWS
+    assert rollup().clicked == 1
+    assert rollup().machine_clicked == 1
+
+
+# (anchor HTML, the URL its href must redirect to)
+ODD_ANCHORS = [
+    ('<a data-href="https://a.example/x" href="https://b.example/y">b</a>',
+     "https://b.example/y"),
+    ("<a href=https://c.example/unquoted?x=1>c</a>", "https://c.example/unquoted?x=1"),
+    ("<a class='x' href='https://d.example/single'>d</a>", "https://d.example/single"),
+    ('<a title="go > there" href="https://e.example/gt">e</a>', "https://e.example/gt"),
+    ('<A HREF="HTTPS://F.example/upper">f</A>', "HTTPS://F.example/upper"),
+    ('<a href="https://g.example/a?x=1&amp;y=2">g</a>', "https://g.example/a?x=1&y=2"),
+    ('<a\nhref = "https://h.example/spaced" >h</a>', "https://h.example/spaced"),
+]
+
+
+@pytest.mark.parametrize(("anchor", "url"), ODD_ANCHORS)
+def test_html_rewrite_tracks_real_href(send_email, anchor, url):
+    record, _ = send_email()
+    html = f"<p>Before</p>{anchor}<p>After</p>"
+
+    rewritten = LinkTracker().rewrite_html(record, html)
+    parser = LinkParser()
+    parser.feed(rewritten)
+    [href] = parser.hrefs
+
+    assert rewritten.startswith("<p>Before</p>")
+    assert "<p>After</p>" in rewritten
+    assert url not in href
+    response = Client().get(path_of(href), HTTP_USER_AGENT=BROWSER)
+    assert response["Location"] == url
+
+
+def test_html_rewrite_leaves_data_href(send_email):
+    record, _ = send_email()
+    html = '<a data-href="https://a.example/x" href="https://b.example/y">b</a>'
+
+    rewritten = LinkTracker().rewrite_html(record, html)
+
+    assert rewritten.startswith('<a data-href="https://a.example/x" href="')
+
+
+def test_html_rewrite_skips_comments_and_scripts(send_email):
+    record, _ = send_email()
+    html = (
+        '<!-- <a href="https://old.example/">old</a> -->'
+        '<script>var link = \'<a href="https://js.example/">\';</script>'
+        "<a name=top>top</a><a href>empty</a>"
+    )
+
+    rewritten = LinkTracker().rewrite_html(record, html)
+
+    assert rewritten == add_pixel(html, pixel_url(record))
+
+
 def test_machine_events_stay_out_of_rates(send_email, admin_client):
     record, parsed = send_email()
     Client().get(path_of(parsed.images[0]), HTTP_USER_AGENT="Mozilla/5.0")
@@ -242,6 +361,17 @@ def test_token_of_deleted_record_not_found(db):
     response = Client().get(f"/o/{open_token(10**9)}", HTTP_USER_AGENT=BROWSER)
 
     assert response.status_code == 404
+
+
+def test_click_token_spellings_not_found(send_email):
+    _, parsed = send_email()
+    path = path_of(parsed.hrefs[0])
+    client = Client()
+
+    for spelling in [path + "==", path + "....", path + "=.=."]:
+        response = client.get(spelling, HTTP_USER_AGENT=BROWSER)
+        assert response.status_code == 404, spelling
+    assert client.get(path, HTTP_USER_AGENT=BROWSER).status_code == 302
 
 
 def test_tampered_click_token_is_not_found(send_email):

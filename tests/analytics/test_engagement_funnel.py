@@ -1,4 +1,5 @@
 """The funnel and rates of a hand-made example with human and machine events."""
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,6 +112,38 @@ def test_open_token_rejects(db, token):
         read_open_token(token)
 
 
+def other_spellings(token: str) -> list[str]:
+    """Return spellings of a token that a lenient base64 decoder reads as the same bytes."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    padded = token + "=" * (-len(token) % 4)
+    return [
+        token[:-1] + alphabet[last ^ 1],
+        padded,
+        token + "===",
+        padded + "....",
+        "...." + padded,
+        token.replace("-", "+").replace("_", "/"),
+    ]
+
+
+def lenient_decode(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+
+
+def test_token_spellings_rejected(db):
+    # 7 bytes make 10 characters, so the last character carries 4 unused bits.
+    record_id = next(n for n in range(1, 1000) if set(open_token(n)) & set("-_"))
+    token = open_token(record_id)
+    assert len(lenient_decode(token)) % 3 != 0
+
+    for spelling in other_spellings(token):
+        assert spelling != token
+        assert lenient_decode(spelling) == lenient_decode(token), spelling
+        with pytest.raises(TokenInvalid):
+            read_open_token(spelling)
+
+
 def test_token_from_other_key_rejected(db, settings):
     token = click_token(7, 1)
     settings.SECRET_KEY = "another-secret-key-" + "x" * 40
@@ -148,6 +181,72 @@ def test_machine_reason_rules(settings, agent, seconds, reason):
     settings.PUSH_MACHINE_NETWORKS = []
     now = SENT_AT + timedelta(seconds=seconds)
     assert machine_reason("GET", "198.51.100.1", agent, SENT_AT, now) == reason
+
+
+SCANNER_AGENTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Googlebot-Image/1.0",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "DuckDuckBot-Https/1.1; (+https://duckduckgo.com/duckduckbot)",
+    "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+    "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)",
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "HeadlessChrome/120.0.6099.71 Safari/537.36"),
+    "Mozilla/5.0 (compatible; Barracuda Sentinel)",
+    "Mozilla/5.0 (compatible; Mimecast URL Protect)",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) BingPreview/1.0b",
+    "Cisco IronPort link checker",
+    "python-requests/2.32.3",
+    "Python-urllib/3.11",
+    "Python/3.11 aiohttp/3.9.5",
+    "Go-http-client/2.0",
+    "Wget/1.21.4",
+    "libwww-perl/6.72",
+    "Java/17.0.9",
+    "okhttp/4.12.0",
+    "Apache-HttpClient/4.5.14 (Java/17.0.9)",
+    "Mozilla/5.0 (compatible; bot)",
+]
+PERSON_AGENTS = [
+    ("Mozilla/5.0 (Linux; Android 12; CUBOT KINGKONG 7) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Chrome/119.0 Mobile Safari/537.36"),
+    ("Mozilla/5.0 (Linux; Android 13; CUBOT_P80 Build/TP1A.220624.014; wv) "
+     "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0 Mobile Safari/537.36"),
+    ("Mozilla/5.0 (Linux; Android 11; Cubot Note 20 Pro) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Chrome/118.0 Mobile Safari/537.36"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/120.0 Safari/537.36"),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+     "(KHTML, like Gecko) Mobile/15E148"),
+    ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "SamsungBrowser/24.0 Chrome/117.0 Mobile Safari/537.36"),
+    "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.6.0",
+    ("Mozilla/5.0 (Linux; Android 13; Robotics Edition) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/17.5 Safari/605.1.15 (San Francisco office)"),
+    ("Mozilla/5.0 (Linux; Android 12; M2101K6G) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/120.0 Mobile Safari/537.36 MicroMessenger/8.0.44 JavaScriptCore"),
+]
+
+
+@pytest.mark.parametrize("agent", SCANNER_AGENTS)
+def test_scanner_agent_is_machine(settings, agent):
+    settings.PUSH_MACHINE_NETWORKS = []
+    now = SENT_AT + timedelta(minutes=5)
+    assert machine_reason("GET", "198.51.100.1", agent, SENT_AT, now) == "link_scanner"
+
+
+@pytest.mark.parametrize("agent", PERSON_AGENTS)
+def test_person_agent_is_human(settings, agent):
+    settings.PUSH_MACHINE_NETWORKS = []
+    now = SENT_AT + timedelta(minutes=5)
+    assert machine_reason("GET", "198.51.100.1", agent, SENT_AT, now) == ""
 
 
 def test_machine_reason_bad_address(settings):

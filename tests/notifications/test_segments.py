@@ -66,6 +66,54 @@ def test_segment_without_conditions_matches_everyone(cast):
     assert matched() == sorted(CAST)
 
 
+# Attribute names that Django reads as lookups or transforms after "attributes__".
+LOOKUP_NAMED = {
+    "fay": {"contains": "x", "in": 3, "a__b": "flat", "exact": True},
+    "gus": {"a": {"b": "nested"}, "contains": "y"},
+}
+
+
+@pytest.fixture
+def lookup_named_cast(cast):
+    for user_id, attributes in LOOKUP_NAMED.items():
+        UserProfile.objects.create(user_id=user_id, attributes=attributes)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"attribute": "regex", "operator": "equals", "value": "."}, []),
+        ({"attribute": "isnull", "operator": "equals", "value": False}, []),
+        ({"attribute": "startswith", "operator": "equals", "value": "{"}, []),
+        ({"attribute": "gt", "operator": "equals", "value": 1}, []),
+        ({"attribute": "in", "operator": "equals", "value": "x"}, []),
+        ({"attribute": "regex", "operator": "exists"}, []),
+        ({"attribute": "regex", "operator": "not_equals", "value": "."},
+         sorted([*CAST, *LOOKUP_NAMED])),
+        ({"attribute": "contains", "operator": "equals", "value": "x"}, ["fay"]),
+        ({"attribute": "contains", "operator": "one_of", "value": ["x", "y"]},
+         ["fay", "gus"]),
+        ({"attribute": "contains", "operator": "not_equals", "value": "x"},
+         sorted([*CAST, "gus"])),
+        ({"attribute": "in", "operator": "greater_than", "value": 2}, ["fay"]),
+        ({"attribute": "exact", "operator": "equals", "value": True}, ["fay"]),
+        ({"attribute": "a__b", "operator": "equals", "value": "flat"}, ["fay"]),
+        ({"attribute": "a__b", "operator": "equals", "value": "nested"}, []),
+        ({"attribute": "a__b", "operator": "exists"}, ["fay"]),
+    ],
+)
+def test_segment_lookup_names_are_keys(lookup_named_cast, condition, expected):
+    assert matched(condition) == expected
+
+
+def test_segment_lookup_names_combine(lookup_named_cast):
+    assert matched(
+        {"attribute": "contains", "operator": "equals", "value": "x"},
+        {"attribute": "in", "operator": "less_than", "value": 4},
+        {"attribute": "regex", "operator": "not_exists"},
+    ) == ["fay"]
+
+
 @pytest.mark.parametrize(
     ("conditions", "message"),
     [
