@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0004_user_activity_day'),
+        ('analytics', '0005_idle_day_stat'),
     ]
 
     operations = [
