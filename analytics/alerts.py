@@ -182,10 +182,18 @@ def notify(event: AlertEvent, now: datetime) -> bool:
 
 
 def evaluate_alerts() -> int:
-    """Evaluate every enabled rule, send pending messages, and return how many were sent."""
+    """Evaluate every enabled rule, send pending messages, and return how many were sent.
+
+    A rule that raises is logged with its id and skipped, so the other rules are still
+    evaluated and their messages sent.
+    """
     now = clock.now()
     for rule_id in AlertRule.objects.filter(enabled=True).values_list("pk", flat=True):
-        evaluate_rule(rule_id, now)
+        try:
+            evaluate_rule(rule_id, now)
+        except Exception:
+            logger.exception("alert rule %s: evaluation failed, skipped until the next run",
+                             rule_id)
     pending = (
         AlertEvent.objects.filter(notified_at__isnull=True)
         .select_related("rule__alert_channel")

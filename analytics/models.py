@@ -1,4 +1,8 @@
 """Alert rules, opt-out events, engagement events, tracked links and hourly roll-ups."""
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from channels_app.models import Channel
@@ -77,6 +81,18 @@ class TrackedLink(models.Model):
         ]
 
 
+# Upper bounds of the alert rule fields. A window longer than a week is not an alert,
+# and the opt-out rule also reads the window before it.
+MAX_WINDOW_MINUTES = 7 * 24 * 60
+MAX_THRESHOLD = 1e9
+MAX_MIN_COUNT = 1_000_000
+
+
+def validate_finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("Must be a finite number.")
+
+
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
         FAILURE_RATE = "failure_rate", "Failure rate above threshold"
@@ -96,10 +112,13 @@ class AlertRule(models.Model):
         help_text="One channel the rule watches; empty for every channel of the kind.",
     )
     window_minutes = models.PositiveIntegerField(
-        default=15, help_text="Length of the window counted, in minutes."
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_MINUTES)],
+        help_text=f"Length of the window counted, in minutes (1 to {MAX_WINDOW_MINUTES}).",
     )
     threshold = models.FloatField(
         default=0.5,
+        validators=[validate_finite, MinValueValidator(0), MaxValueValidator(MAX_THRESHOLD)],
         help_text=(
             "failure_rate: the failed share of finished records (0 to 1). "
             "backlog: the number of queued, deferred and retrying records. "
@@ -109,6 +128,7 @@ class AlertRule(models.Model):
     )
     min_count = models.PositiveIntegerField(
         default=10,
+        validators=[MaxValueValidator(MAX_MIN_COUNT)],
         help_text=(
             "failure_rate: finished records needed before the rate counts. "
             "opt_outs_rising: opt-outs in this window needed to fire."

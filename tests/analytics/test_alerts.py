@@ -237,3 +237,17 @@ def test_evaluate_alerts_task(robot, frozen_clock, add_records):
 
     assert evaluate_alerts_job.delay().get() == 1
     assert len(robot_texts(fake)) == 1
+
+
+def test_broken_rule_does_not_stop_others(robot, frozen_clock, add_records, caplog):
+    fake, channel = robot
+    # Saved before the form checked the range: subtracting the window overflows.
+    broken = make_rule(channel, "failure_rate", window_minutes=99_999_999_999)
+    make_rule(channel, "backlog", threshold=0)
+    add_records("app", "fcm", "deferred", 1)
+
+    assert evaluate_at(frozen_clock, T0) == 1
+    assert robot_texts(fake)[0].startswith("[FIRING] backlog rule\n")
+    [failure] = [r for r in caplog.records if r.name == "analytics.alerts" and r.exc_info]
+    assert failure.args == (broken.pk,)
+    assert failure.exc_info[0] is OverflowError
