@@ -50,3 +50,46 @@ def test_out_of_range_number_is_rejected(staff_client, mail_channel, field, valu
     assert response.status_code == 200
     assert field in form_errors(response)
     assert not AlertRule.objects.exists()
+
+
+@pytest.fixture
+def robot_channel(db) -> Channel:
+    return Channel.objects.create(name="ops-robot", kind="wechat", provider="wecom_robot")
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"channel_kind": "fax"}, "channel_kind"),
+    ({"kind": "failure_rate", "threshold": "7"}, "threshold"),
+    ({"kind": "failure_rate", "threshold": "1.01"}, "threshold"),
+    ({"kind": "opt_outs_rising", "threshold": "0.5"}, "threshold"),
+    ({"alert_address": ""}, "alert_address"),
+    ({"alert_address": "not an email"}, "alert_address"),
+])
+def test_unusable_rule_is_rejected(staff_client, mail_channel, fields, field):
+    response = post_rule(staff_client, mail_channel, **fields)
+    assert response.status_code == 200
+    assert field in form_errors(response)
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.parametrize("threshold", ["0", "1"])
+def test_failure_rate_bounds_are_accepted(staff_client, mail_channel, threshold):
+    response = post_rule(staff_client, mail_channel, kind="failure_rate", threshold=threshold)
+    assert response.status_code == 302
+
+
+def test_robot_rule_needs_no_address(staff_client, robot_channel):
+    response = post_rule(staff_client, robot_channel, alert_address="")
+    assert response.status_code == 302
+    assert AlertRule.objects.get().alert_address == ""
+
+
+def test_robot_rule_rejects_an_address(staff_client, robot_channel):
+    response = post_rule(staff_client, robot_channel, alert_address="ops@example.com")
+    assert "alert_address" in form_errors(response)
+
+
+def test_sms_alert_channel_is_rejected(staff_client):
+    sms = Channel.objects.create(name="sms", kind="sms", provider="console")
+    response = post_rule(staff_client, sms, alert_address="")
+    assert "alert_channel" in form_errors(response)

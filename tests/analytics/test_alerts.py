@@ -251,3 +251,37 @@ def test_broken_rule_does_not_stop_others(robot, frozen_clock, add_records, capl
     [failure] = [r for r in caplog.records if r.name == "analytics.alerts" and r.exc_info]
     assert failure.args == (broken.pk,)
     assert failure.exc_info[0] is OverflowError
+
+
+def test_alert_to_no_address_stays_unsent(smtp_server, frozen_clock, add_records):
+    smtp = Channel.objects.create(
+        name="ops-mail", kind="email", provider="smtp",
+        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
+                "from_email": "alerts@sharestack.example"},
+    )
+    # Saved without the form, which rejects an email channel without an address.
+    make_rule(smtp, "backlog", threshold=0, alert_address="")
+    add_records("app", "fcm", "queued", 1)
+
+    assert evaluate_at(frozen_clock, T0) == 0
+    assert smtp_server.mails == []
+    event = AlertEvent.objects.get()
+    assert event.notified_at is None
+    assert "email address" in event.notify_error
+
+
+def test_rule_disabled_while_firing_resolves(robot, frozen_clock, add_records):
+    fake, channel = robot
+    rule = make_rule(channel, "backlog", threshold=0)
+    add_records("app", "fcm", "queued", 1)
+    assert evaluate_at(frozen_clock, T0) == 1
+
+    AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
+    assert evaluate_at(frozen_clock, T0 + timedelta(minutes=1)) == 1
+    assert evaluate_at(frozen_clock, T0 + timedelta(minutes=2)) == 0
+    resolved = robot_texts(fake)[1]
+    assert resolved.startswith("[RESOLVED] backlog rule\n")
+    assert "disabled while firing" in resolved
+    rule.refresh_from_db()
+    assert rule.firing is False
+    assert rule.last_evaluated_at == T0
