@@ -23,6 +23,7 @@ from sharestack_push.notifications.constants import (
     EngagementSource,
     Scope,
 )
+from sharestack_push.notifications.fields import StrictSerializer
 from sharestack_push.notifications.models import PushRecord
 from sharestack_push.notifications.receipts import apply_receipt
 from sharestack_push.notifications.variants import variant_counts
@@ -37,11 +38,24 @@ SDK_EVENT_KINDS = {
 }
 
 
-class EventSerializer(serializers.Serializer):
+# How far an SDK event may lie ahead of the server clock, to allow for device clock skew.
+EVENT_CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+class EventSerializer(StrictSerializer):
     record_id = serializers.IntegerField(min_value=1, required=False)
     message_id = serializers.CharField(max_length=255, required=False)
     event = serializers.ChoiceField(choices=ENGAGEMENT_EVENTS)
     occurred_at = serializers.DateTimeField(required=False)
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        latest = clock.now() + EVENT_CLOCK_TOLERANCE
+        if value > latest:
+            raise serializers.ValidationError(
+                f"Must not be later than the current time plus "
+                f"{EVENT_CLOCK_TOLERANCE.seconds // 60} minutes ({latest.isoformat()})."
+            )
+        return value
 
     def validate(self, attrs):
         if ("record_id" in attrs) == ("message_id" in attrs):
@@ -70,8 +84,11 @@ class EventView(ApiView):
         "the provider gave the message. Repeating an event changes nothing, and an "
         "event never moves a record back: an open after a click keeps the click. An "
         "event implies the earlier ones, so a click also marks the record delivered "
-        "and opened. occurred_at defaults to the time of the request. Opens and clicks "
-        "reported here always count as human.",
+        "and opened. occurred_at defaults to the time of the request. It must not be "
+        "earlier than the record was sent (or created, if it was not sent), nor more "
+        f"than {EVENT_CLOCK_TOLERANCE.seconds // 60} minutes later than the server's "
+        "clock. Unknown fields are rejected. "
+        "Opens and clicks reported here always count as human.",
     )
     def post(self, request: Request) -> Response:
         serializer = EventSerializer(data=request.data)
@@ -91,6 +108,8 @@ class EventView(ApiView):
             matched = list(records.select_for_update().order_by("pk"))
             if not matched:
                 raise exceptions.NotFound()
+            if "occurred_at" in data:
+                check_not_before_send(matched, when)
             changed = 0
             for record in matched:
                 if data["event"] in SDK_EVENT_KINDS:
@@ -101,6 +120,20 @@ class EventView(ApiView):
         logger.info("events: %s for records %s (%d changed)", data["event"],
                     [record.pk for record in matched], changed)
         return Response({"records": [record.pk for record in matched], "changed": changed})
+
+
+def check_not_before_send(records: list[PushRecord], when: datetime) -> None:
+    """Raise a 400 naming occurred_at if it is before a record was sent.
+
+    A record not sent yet is measured from its creation.
+    """
+    for record in records:
+        start = record.sent_at or record.created_at
+        if when < start:
+            raise serializers.ValidationError({"occurred_at": (
+                f"Must not be earlier than record {record.pk} was "
+                f"{'sent' if record.sent_at else 'created'} ({start.isoformat()})."
+            )})
 
 
 def sdk_hit(request: Request, kind: str, when: datetime) -> Hit:
