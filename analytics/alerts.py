@@ -18,7 +18,7 @@ from channels_app.models import Channel
 from channels_app.providers.base import Outcome, OutgoingMessage
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.constants import ChannelKind, RecordStatus
-from sharestack_push.notifications.delivery import guarded_send, provider_for
+from sharestack_push.notifications.delivery import guarded_send, masked, provider_for
 from sharestack_push.notifications.models import PushRecord
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def notify(event: AlertEvent, now: datetime) -> bool:
         [result] = guarded_send(provider_for(channel), channel, [message])
     except Exception as error:  # a broken channel must not stop the other rules
         result = None
-        error_text = f"{type(error).__name__}: {error}"
+        error_text = masked(channel, f"{type(error).__name__}: {error}")
     else:
         error_text = f"{result.outcome.value}: {result.error_code} {result.error_message}"
     if result is not None and result.outcome == Outcome.SENT:
