@@ -212,12 +212,16 @@ def test_alert_send_records_provider_latency(robot, frozen_clock, add_records):
     assert latency_histograms()["wecom_robot"]["count"] == 1
 
 
-def test_alert_by_email(smtp_server, frozen_clock, add_records):
-    smtp = Channel.objects.create(
+def alert_mail_channel(smtp_server) -> Channel:
+    return Channel.objects.create(
         name="ops-mail", kind="email", provider="smtp",
         config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
                 "from_email": "alerts@sharestack.example"},
     )
+
+
+def test_alert_by_email(smtp_server, frozen_clock, add_records):
+    smtp = alert_mail_channel(smtp_server)
     make_rule(smtp, "backlog", threshold=0, alert_address="oncall@example.com")
     add_records("app", "fcm", "queued", 1)
 
@@ -254,11 +258,7 @@ def test_broken_rule_does_not_stop_others(robot, frozen_clock, add_records, capl
 
 
 def test_alert_to_no_address_stays_unsent(smtp_server, frozen_clock, add_records):
-    smtp = Channel.objects.create(
-        name="ops-mail", kind="email", provider="smtp",
-        config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
-                "from_email": "alerts@sharestack.example"},
-    )
+    smtp = alert_mail_channel(smtp_server)
     # Saved without the form, which rejects an email channel without an address.
     make_rule(smtp, "backlog", threshold=0, alert_address="")
     add_records("app", "fcm", "queued", 1)

@@ -5,7 +5,9 @@ import pytest
 from django.urls import reverse
 
 from channels_app.models import Channel
+from channels_app.providers.base import OutgoingMessage, Outcome
 from channels_app.redaction import redact_credentials
+from sharestack_push.notifications.delivery import call_provider
 
 ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "twilio-auth-token-fedcba9876543210"
@@ -61,3 +63,17 @@ def test_send_test_hides_account_sid(staff_client, unreachable_twilio, caplog):
     assert "/Accounts/***/" in result.error_message
     assert ACCOUNT_SID not in response.content.decode()
     assert ACCOUNT_SID not in caplog.text
+
+
+def test_undecryptable_credentials_fail_the_batch(db):
+    channel = Channel.objects.create(name="texts", kind="sms", provider="twilio",
+                                     config={"from_number": "+15005550006"},
+                                     encrypted_credentials="not-a-fernet-token")
+    message = OutgoingMessage(record_id=1, address="+8613800138000", title="", body="b")
+
+    [result] = call_provider(channel, [message])
+    assert result.outcome == Outcome.CONFIGURATION
+    assert "cannot be decrypted" in result.error_message
+    channel.refresh_from_db()
+    assert channel.is_healthy is False
+    assert "cannot be decrypted" in channel.last_error
