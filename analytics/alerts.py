@@ -13,12 +13,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from analytics.metrics import BACKLOG_STATUSES
-from analytics.models import AlertEvent, AlertRule, OptOutEvent
+from analytics.models import AlertEvent, AlertRule, OptOutEvent, alert_address_problem
 from channels_app.models import Channel
 from channels_app.providers.base import Outcome, OutgoingMessage
 from sharestack_push.notifications import clock
-from sharestack_push.notifications.constants import RecordStatus
-from sharestack_push.notifications.delivery import guarded_send, provider_for
+from sharestack_push.notifications.constants import ChannelKind, RecordStatus
+from sharestack_push.notifications.delivery import guarded_send, masked, provider_for
 from sharestack_push.notifications.models import PushRecord
 
 logger = logging.getLogger(__name__)
@@ -151,13 +151,22 @@ def notify(event: AlertEvent, now: datetime) -> bool:
     The event is claimed first, so it is never sent twice. A send that fails is
     released with the error stored, for the next evaluation to try again.
     """
+    rule = event.rule
+    channel = rule.alert_channel
+    problem = None
+    if channel.kind == ChannelKind.EMAIL:
+        problem = alert_address_problem(channel, rule.alert_address)
+    if problem:
+        # A mail without a valid recipient would be marked notified, yet no one received it.
+        logger.error("alert %s: event %s not sent through channel %s: %s",
+                     rule.name, event.pk, channel.pk, problem)
+        AlertEvent.objects.filter(pk=event.pk).update(notify_error=problem)
+        return False
     claimed = AlertEvent.objects.filter(pk=event.pk, notified_at__isnull=True).update(
         notified_at=now
     )
     if not claimed:
         return False
-    rule = event.rule
-    channel = rule.alert_channel
     label = "FIRING" if event.state == AlertEvent.State.FIRING else "RESOLVED"
     message = OutgoingMessage(
         record_id=event.pk, address=rule.alert_address,
@@ -167,7 +176,7 @@ def notify(event: AlertEvent, now: datetime) -> bool:
         [result] = guarded_send(provider_for(channel), channel, [message])
     except Exception as error:  # a broken channel must not stop the other rules
         result = None
-        error_text = f"{type(error).__name__}: {error}"
+        error_text = masked(channel, f"{type(error).__name__}: {error}")
     else:
         error_text = f"{result.outcome.value}: {result.error_code} {result.error_message}"
     if result is not None and result.outcome == Outcome.SENT:
@@ -181,11 +190,49 @@ def notify(event: AlertEvent, now: datetime) -> bool:
     return False
 
 
+def close_disabled_rule(rule_id: int, now: datetime) -> AlertEvent | None:
+    """Resolve a rule that was disabled while firing, and return its RESOLVED event.
+
+    The event is sent like any other, so the recipients of the firing message learn
+    that the rule stopped. Its text says the condition was not measured.
+    """
+    with transaction.atomic():
+        rule = (
+            AlertRule.objects.select_for_update(skip_locked=True)
+            .filter(pk=rule_id, enabled=False, firing=True)
+            .first()
+        )
+        if rule is None:
+            return None
+        rule.firing = False
+        rule.save(update_fields=["firing"])
+        event = AlertEvent.objects.create(
+            rule=rule, state=AlertEvent.State.RESOLVED, value=rule.last_value or 0.0,
+            message="The rule was disabled while firing, so its condition is no longer "
+            "checked. Enable it again to resume alerts.",
+            created_at=now,
+        )
+        logger.warning("alert %s (rule %s) resolved: disabled while firing", rule.name, rule.pk)
+        return event
+
+
 def evaluate_alerts() -> int:
-    """Evaluate every enabled rule, send pending messages, and return how many were sent."""
+    """Evaluate every enabled rule, resolve rules disabled while firing, send pending
+    messages, and return how many were sent.
+
+    A rule that raises is logged with its id and skipped, so the other rules are still
+    evaluated and their messages sent.
+    """
     now = clock.now()
     for rule_id in AlertRule.objects.filter(enabled=True).values_list("pk", flat=True):
-        evaluate_rule(rule_id, now)
+        try:
+            evaluate_rule(rule_id, now)
+        except Exception:
+            logger.exception("alert rule %s: evaluation failed, skipped until the next run",
+                             rule_id)
+    disabled = AlertRule.objects.filter(enabled=False, firing=True)
+    for rule_id in disabled.values_list("pk", flat=True):
+        close_disabled_rule(rule_id, now)
     pending = (
         AlertEvent.objects.filter(notified_at__isnull=True)
         .select_related("rule__alert_channel")

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -18,12 +19,29 @@ from sharestack_push.notifications.models import Campaign
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# The days the form accepts. They stay far from years 1 and 9999, so adding a day or a
+# time zone offset cannot leave datetime's range.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(8999, 12, 31)
+DAY_RANGE_ERROR = f"Choose a day from {FIRST_DAY} to {LAST_DAY}."
+
+
+def day_field(label: str, help_text: str) -> forms.DateField:
+    """Return a date field that rejects days outside FIRST_DAY to LAST_DAY."""
+    return forms.DateField(
+        label=label,
+        help_text=help_text,
+        validators=[
+            MinValueValidator(FIRST_DAY, message=DAY_RANGE_ERROR),
+            MaxValueValidator(LAST_DAY, message=DAY_RANGE_ERROR),
+        ],
+    )
 FUNNEL = ("sent", "delivered", "opened", "clicked")
 
 
 class DashboardForm(forms.Form):
-    start = forms.DateField(label="From", help_text="First day shown, in the time zone.")
-    end = forms.DateField(label="To", help_text="Last day shown, included.")
+    start = day_field("From", "First day shown, in the time zone.")
+    end = day_field("To", "Last day shown, included.")
     channel = forms.ChoiceField(required=False, choices=[("", "All channels"), *ChannelKind.choices])
     type = forms.ChoiceField(required=False, label="Notification type")
     campaign = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)

@@ -1,8 +1,16 @@
 """Alert rules, opt-out events, engagement events, tracked links and hourly roll-ups."""
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 from channels_app.models import Channel
-from sharestack_push.notifications.constants import EngagementKind, EngagementSource
+from sharestack_push.notifications.constants import (
+    ChannelKind,
+    EngagementKind,
+    EngagementSource,
+)
 
 
 class OptOutEvent(models.Model):
@@ -80,6 +88,39 @@ class TrackedLink(models.Model):
         ]
 
 
+# Upper bounds of the alert rule fields. A window longer than a week is not an alert,
+# and the opt-out rule also reads the window before it.
+MAX_WINDOW_MINUTES = 7 * 24 * 60
+MAX_THRESHOLD = 1e9
+MAX_MIN_COUNT = 1_000_000
+
+
+# The provider of the WeCom group robot, the one alert channel that takes no address.
+ROBOT_PROVIDER = "wecom_robot"
+
+
+def validate_finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("Must be a finite number.")
+
+
+def alert_address_problem(channel: Channel, address: str) -> str | None:
+    """Return why `address` cannot receive alerts through `channel`, or None if it can."""
+    if channel.provider == ROBOT_PROVIDER:
+        if address:
+            return "A WeCom robot posts to its group chat, so leave the address empty."
+        return None
+    if channel.kind != ChannelKind.EMAIL:
+        return None
+    if not address:
+        return "An email alert channel needs the recipient's email address."
+    try:
+        validate_email(address)
+    except ValidationError:
+        return f"{address!r} is not a valid email address."
+    return None
+
+
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
         FAILURE_RATE = "failure_rate", "Failure rate above threshold"
@@ -91,7 +132,7 @@ class AlertRule(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     enabled = models.BooleanField(default=True)
     channel_kind = models.CharField(
-        max_length=16, blank=True, default="",
+        max_length=16, blank=True, default="", choices=ChannelKind.choices,
         help_text="Channel kind the rule watches (email, app, sms, wechat); empty for all.",
     )
     channel = models.ForeignKey(
@@ -99,19 +140,24 @@ class AlertRule(models.Model):
         help_text="One channel the rule watches; empty for every channel of the kind.",
     )
     window_minutes = models.PositiveIntegerField(
-        default=15, help_text="Length of the window counted, in minutes."
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_MINUTES)],
+        help_text=f"Length of the window counted, in minutes (1 to {MAX_WINDOW_MINUTES}).",
     )
     threshold = models.FloatField(
         default=0.5,
+        validators=[validate_finite, MinValueValidator(0), MaxValueValidator(MAX_THRESHOLD)],
         help_text=(
-            "failure_rate: the failed share of finished records (0 to 1). "
+            "failure_rate: the failed share of finished records, 0 to 1 (0.2 is 20%). "
             "backlog: the number of queued, deferred and retrying records. "
             "opt_outs_rising: the ratio of this window's opt-outs to the previous "
-            "window's. unhealthy: not used."
+            "window's, at least 1. unhealthy: not used. The rule fires above the "
+            "threshold, or at it for opt_outs_rising."
         ),
     )
     min_count = models.PositiveIntegerField(
         default=10,
+        validators=[MaxValueValidator(MAX_MIN_COUNT)],
         help_text=(
             "failure_rate: finished records needed before the rate counts. "
             "opt_outs_rising: opt-outs in this window needed to fire."
@@ -131,6 +177,32 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.threshold is None:
+            pass
+        elif self.kind == self.Kind.FAILURE_RATE and not 0 <= self.threshold <= 1:
+            errors["threshold"] = (
+                "A failure rate threshold is a share of finished records from 0 to 1, "
+                "such as 0.2 for 20%."
+            )
+        elif self.kind == self.Kind.OPT_OUTS_RISING and self.threshold < 1:
+            errors["threshold"] = (
+                "An opt-out threshold is the ratio to the previous window, at least 1, "
+                "because a lower ratio means opt-outs are falling."
+            )
+        if self.alert_channel_id is not None:
+            errors.update(self.alert_channel_errors())
+        if errors:
+            raise ValidationError(errors)
+
+    def alert_channel_errors(self) -> dict[str, str]:
+        channel = self.alert_channel
+        if channel.kind != ChannelKind.EMAIL and channel.provider != ROBOT_PROVIDER:
+            return {"alert_channel": "Choose an email channel or a WeCom robot channel."}
+        problem = alert_address_problem(channel, self.alert_address)
+        return {"alert_address": problem} if problem else {}
 
 
 class AlertEvent(models.Model):

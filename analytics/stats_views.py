@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from analytics.churn import churn_response
 from analytics.query import channel_comparison
-from analytics.views import STAT_FIELDS, FilterQuerySerializer, reject_empty_params
+from analytics.views import STAT_FIELDS, FilterQuerySerializer, reject_empty_or_repeated_params
 from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 
@@ -50,7 +50,7 @@ class ChannelComparisonView(ApiView):
         ),
     )
     def get(self, request: Request) -> Response:
-        reject_empty_params(request)
+        reject_empty_or_repeated_params(request)
         query = FilterQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response({"channels": channel_comparison(query.validated_data)})
@@ -139,7 +139,7 @@ class ChurnView(ApiView):
         ),
     )
     def get(self, request: Request) -> Response:
-        reject_empty_params(request)
+        reject_empty_or_repeated_params(request)
         query = ChurnQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(churn_response(query.validated_data))

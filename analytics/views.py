@@ -1,6 +1,6 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -15,6 +15,7 @@ from analytics.machine import client_ip
 from analytics.query import GROUPS, delivery_stats, time_zone, user_engagement
 from channels_app.models import Channel
 from channels_app.providers.base import Receipt, ReceiptEvent
+from preferences.activity_views import valid_user_id
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import (
@@ -23,8 +24,10 @@ from sharestack_push.notifications.constants import (
     EngagementSource,
     Scope,
 )
+from sharestack_push.notifications.fields import StrictSerializer
 from sharestack_push.notifications.models import PushRecord
 from sharestack_push.notifications.receipts import apply_receipt
+from sharestack_push.notifications.serializers import AwareDateTimeField
 from sharestack_push.notifications.variants import variant_counts
 from sharestack_push.notifications.views import visible_tasks
 
@@ -37,11 +40,24 @@ SDK_EVENT_KINDS = {
 }
 
 
-class EventSerializer(serializers.Serializer):
+# How far an SDK event may lie ahead of the server clock, to allow for device clock skew.
+EVENT_CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+class EventSerializer(StrictSerializer):
     record_id = serializers.IntegerField(min_value=1, required=False)
     message_id = serializers.CharField(max_length=255, required=False)
     event = serializers.ChoiceField(choices=ENGAGEMENT_EVENTS)
     occurred_at = serializers.DateTimeField(required=False)
+
+    def validate_occurred_at(self, value: datetime) -> datetime:
+        latest = clock.now() + EVENT_CLOCK_TOLERANCE
+        if value > latest:
+            raise serializers.ValidationError(
+                f"Must not be later than the current time plus "
+                f"{EVENT_CLOCK_TOLERANCE.seconds // 60} minutes ({latest.isoformat()})."
+            )
+        return value
 
     def validate(self, attrs):
         if ("record_id" in attrs) == ("message_id" in attrs):
@@ -70,8 +86,11 @@ class EventView(ApiView):
         "the provider gave the message. Repeating an event changes nothing, and an "
         "event never moves a record back: an open after a click keeps the click. An "
         "event implies the earlier ones, so a click also marks the record delivered "
-        "and opened. occurred_at defaults to the time of the request. Opens and clicks "
-        "reported here always count as human.",
+        "and opened. occurred_at defaults to the time of the request. It must not be "
+        "earlier than the record was sent (or created, if it was not sent), nor more "
+        f"than {EVENT_CLOCK_TOLERANCE.seconds // 60} minutes later than the server's "
+        "clock. Unknown fields are rejected. "
+        "Opens and clicks reported here always count as human.",
     )
     def post(self, request: Request) -> Response:
         serializer = EventSerializer(data=request.data)
@@ -91,6 +110,8 @@ class EventView(ApiView):
             matched = list(records.select_for_update().order_by("pk"))
             if not matched:
                 raise exceptions.NotFound()
+            if "occurred_at" in data:
+                check_not_before_send(matched, when)
             changed = 0
             for record in matched:
                 if data["event"] in SDK_EVENT_KINDS:
@@ -101,6 +122,20 @@ class EventView(ApiView):
         logger.info("events: %s for records %s (%d changed)", data["event"],
                     [record.pk for record in matched], changed)
         return Response({"records": [record.pk for record in matched], "changed": changed})
+
+
+def check_not_before_send(records: list[PushRecord], when: datetime) -> None:
+    """Raise a 400 naming occurred_at if it is before a record was sent.
+
+    A record not sent yet is measured from its creation.
+    """
+    for record in records:
+        start = record.sent_at or record.created_at
+        if when < start:
+            raise serializers.ValidationError({"occurred_at": (
+                f"Must not be earlier than record {record.pk} was "
+                f"{'sent' if record.sent_at else 'created'} ({start.isoformat()})."
+            )})
 
 
 def sdk_hit(request: Request, kind: str, when: datetime) -> Hit:
@@ -144,11 +179,38 @@ class TimeZoneField(serializers.CharField):
             raise serializers.ValidationError(str(error)) from None
 
 
+# campaign_id is a signed 64-bit column.
+MAX_CAMPAIGN_ID = 2**63 - 1
+# The range the statistics accept for from and to. It leaves room for the windows
+# and time zone shifts that the queries subtract and add without leaving datetime's
+# range of years 1 to 9999.
+EARLIEST_QUERY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_QUERY_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class QueryTimeField(AwareDateTimeField):
+    """A time with its UTC offset, from 1970 to 9000."""
+
+    def to_internal_value(self, value) -> datetime:
+        parsed = super().to_internal_value(value)
+        if not EARLIEST_QUERY_TIME <= parsed < LATEST_QUERY_TIME:
+            raise serializers.ValidationError(
+                f"Must be from {EARLIEST_QUERY_TIME:%Y-%m-%d} and before "
+                f"{LATEST_QUERY_TIME:%Y-%m-%d} (UTC)."
+            )
+        return parsed
+
+
 class FilterQuerySerializer(serializers.Serializer):
     """The time range and filters that every statistics question accepts."""
 
-    start = serializers.DateTimeField(required=False, help_text="Start of the time range, included.")
-    to = serializers.DateTimeField(required=False, help_text="End of the time range, excluded.")
+    start = QueryTimeField(
+        required=False,
+        help_text="Start of the time range, included, with its UTC offset.",
+    )
+    to = QueryTimeField(
+        required=False, help_text="End of the time range, excluded, with its UTC offset."
+    )
     channel = ListField(choices=list(ChannelKind.values), help_text="Channel kinds, comma-separated.")
     provider = ListField(help_text="Provider keys, comma-separated.")
     type = ListField(help_text="Notification types, comma-separated.")
@@ -169,7 +231,14 @@ class FilterQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 f"Campaign ids are whole numbers; {', '.join(invalid)} is not."
             )
-        return [int(item) for item in value]
+        ids = [int(item) for item in value]
+        too_large = [str(id_) for id_ in ids if id_ > MAX_CAMPAIGN_ID]
+        if too_large:
+            raise serializers.ValidationError(
+                f"Campaign ids must be at most {MAX_CAMPAIGN_ID}, and "
+                f"{', '.join(too_large)} is larger."
+            )
+        return ids
 
     def validate(self, attrs):
         if attrs.get("from") and attrs.get("to") and attrs["from"] >= attrs["to"]:
@@ -195,14 +264,22 @@ class StatsQuerySerializer(FilterQuerySerializer):
     )
 
 
-def reject_empty_params(request: Request) -> None:
-    """Raise a 400 naming each empty query parameter.
+def reject_empty_or_repeated_params(request: Request) -> None:
+    """Raise a 400 naming each empty or repeated query parameter.
 
-    DRF skips an empty optional query parameter, which would widen the query.
+    DRF skips an empty optional query parameter, which would widen the query, and
+    reads only the last value of a repeated one. Lists are comma-separated instead.
     """
-    empty = sorted(name for name, value in request.query_params.items() if not value.strip())
-    if empty:
-        raise serializers.ValidationError({name: "Must not be empty." for name in empty})
+    params = request.query_params
+    errors = {
+        name: "Give this parameter once, and separate list items with commas."
+        for name, values in params.lists() if len(values) > 1
+    }
+    for name, value in params.items():
+        if not value.strip():
+            errors.setdefault(name, "Must not be empty.")
+    if errors:
+        raise serializers.ValidationError(dict(sorted(errors.items())))
 
 
 STAT_FIELDS = {
@@ -255,7 +332,7 @@ class StatsView(ApiView):
         ),
     )
     def get(self, request: Request) -> Response:
-        reject_empty_params(request)
+        reject_empty_or_repeated_params(request)
         query = StatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
@@ -299,7 +376,8 @@ class UserEngagementView(ApiView):
         ),
     )
     def get(self, request: Request, user_id: str) -> Response:
-        reject_empty_params(request)
+        reject_empty_or_repeated_params(request)
+        user_id = valid_user_id(user_id)
         query = EngagementQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         since = clock.now() - timedelta(days=query.validated_data["days"])

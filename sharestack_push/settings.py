@@ -323,5 +323,8 @@ LOGGING = {
         "django.server": {"handlers": ["requests"], "propagate": False},
         # httpx logs each request URL at INFO, and an APNs URL contains the device token.
         "httpx": {"level": "WARNING"},
+        # The Twilio library logs each request URL at INFO, and the path names the
+        # account SID.
+        "twilio.http_client": {"level": "WARNING"},
     },
 }

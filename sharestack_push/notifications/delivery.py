@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import time
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -20,10 +21,12 @@ from redis.exceptions import RedisError
 
 from analytics.latency import observe_latency
 from analytics.rollups import count_send_results
+from channels_app.crypto import CredentialsError
 from channels_app.models import CONTACT_KINDS_FOR_CHANNEL, Channel, Contact, Device
 from channels_app.providers import provider_class
 from channels_app.providers.base import Outcome, OutgoingMessage, Provider, SendResult
 from channels_app.ratelimit import limiter
+from channels_app.redaction import redact_credentials
 from channels_app.sms import sms_length
 from preferences.sms_opt_out import opt_out_numbers
 from sharestack_push.notifications import clock
@@ -319,14 +322,28 @@ def record_health(channel: Channel, configuration_error: str, any_sent: bool) ->
         Channel.objects.filter(pk=channel.pk).update(is_healthy=True, last_error="")
 
 
+def masked(channel: Channel, text: str) -> str:
+    """Return `text` with the channel's credential values replaced by `***`."""
+    try:
+        credentials = channel.credentials
+    except CredentialsError:
+        # Credentials that cannot be decrypted cannot have reached the provider library.
+        return text
+    return redact_credentials(text, credentials)
+
+
 def call_provider(channel: Channel, messages: list[OutgoingMessage]) -> list[SendResult]:
     try:
         adapter = provider_for(channel)
     except Exception as error:  # a broken config must fail the batch, not the worker
-        logger.error("%s: channel %s cannot be used: %s", channel.provider, channel.pk, error)
-        Channel.objects.filter(pk=channel.pk).update(is_healthy=False, last_error=str(error)[:1000])
+        error_text = masked(channel, str(error))
+        logger.error("%s: channel %s cannot be used: %s", channel.provider, channel.pk,
+                     error_text)
+        Channel.objects.filter(pk=channel.pk).update(
+            is_healthy=False, last_error=error_text[:1000]
+        )
         return [SendResult(m.record_id, Outcome.CONFIGURATION, error_code="adapter_error",
-                           error_message=str(error)[:500]) for m in messages]
+                           error_message=error_text[:500]) for m in messages]
     batch_size = settings.PUSH_SEND_BATCH_SIZE
     results: list[SendResult] = []
     for start in range(0, len(messages), batch_size):
@@ -342,22 +359,32 @@ def guarded_send(adapter: Provider, channel: Channel,
     cannot handle, such as an option of the wrong type. The batch is then sent again
     one message at a time, so only the message that raises fails, as permanent.
     NOTE: a message the provider accepted before the exception is sent a second time.
+
+    Every error text that comes back, and every one logged here, has the channel's
+    credential values masked, because provider libraries put account ids and keys
+    into their exception texts.
     """
     try:
         started = time.monotonic()
         results = adapter.send(messages)
         observe_latency(channel.provider, time.monotonic() - started)
-        return results
     except Exception as error:  # an adapter bug must not leave records stuck in sending
         if len(messages) > 1:
-            logger.warning("%s: channel %s raised %r on a batch of %d; sending one by one",
-                           channel.provider, channel.pk, error, len(messages))
+            logger.warning("%s: channel %s raised %s on a batch of %d; sending one by one",
+                           channel.provider, channel.pk,
+                           masked(channel, repr(error)), len(messages))
             return [result for message in messages
                     for result in guarded_send(adapter, channel, [message])]
-        logger.exception("%s: channel %s failed on record %s", channel.provider, channel.pk,
-                         messages[0].record_id)
+        trace = masked(channel, "".join(traceback.format_exception(error)))
+        logger.error("%s: channel %s failed on record %s\n%s", channel.provider, channel.pk,
+                     messages[0].record_id, trace)
+        error_text = masked(channel, f"{type(error).__name__}: {error}")
         return [SendResult(messages[0].record_id, Outcome.PERMANENT, error_code="adapter_error",
-                           error_message=f"{type(error).__name__}: {error}"[:500])]
+                           error_message=error_text[:500])]
+    for result in results:
+        if result.error_message:
+            result.error_message = masked(channel, result.error_message)
+    return results
 
 
 def send_within_rate(adapter: Provider, channel: Channel,

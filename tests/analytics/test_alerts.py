@@ -212,12 +212,16 @@ def test_alert_send_records_provider_latency(robot, frozen_clock, add_records):
     assert latency_histograms()["wecom_robot"]["count"] == 1
 
 
-def test_alert_by_email(smtp_server, frozen_clock, add_records):
-    smtp = Channel.objects.create(
+def alert_mail_channel(smtp_server) -> Channel:
+    return Channel.objects.create(
         name="ops-mail", kind="email", provider="smtp",
         config={"host": smtp_server.host, "port": smtp_server.port, "use_tls": False,
                 "from_email": "alerts@sharestack.example"},
     )
+
+
+def test_alert_by_email(smtp_server, frozen_clock, add_records):
+    smtp = alert_mail_channel(smtp_server)
     make_rule(smtp, "backlog", threshold=0, alert_address="oncall@example.com")
     add_records("app", "fcm", "queued", 1)
 
@@ -237,3 +241,47 @@ def test_evaluate_alerts_task(robot, frozen_clock, add_records):
 
     assert evaluate_alerts_job.delay().get() == 1
     assert len(robot_texts(fake)) == 1
+
+
+def test_broken_rule_does_not_stop_others(robot, frozen_clock, add_records, caplog):
+    fake, channel = robot
+    # Saved before the form checked the range: subtracting the window overflows.
+    broken = make_rule(channel, "failure_rate", window_minutes=99_999_999_999)
+    make_rule(channel, "backlog", threshold=0)
+    add_records("app", "fcm", "deferred", 1)
+
+    assert evaluate_at(frozen_clock, T0) == 1
+    assert robot_texts(fake)[0].startswith("[FIRING] backlog rule\n")
+    [failure] = [r for r in caplog.records if r.name == "analytics.alerts" and r.exc_info]
+    assert failure.args == (broken.pk,)
+    assert failure.exc_info[0] is OverflowError
+
+
+def test_alert_to_no_address_stays_unsent(smtp_server, frozen_clock, add_records):
+    smtp = alert_mail_channel(smtp_server)
+    # Saved without the form, which rejects an email channel without an address.
+    make_rule(smtp, "backlog", threshold=0, alert_address="")
+    add_records("app", "fcm", "queued", 1)
+
+    assert evaluate_at(frozen_clock, T0) == 0
+    assert smtp_server.mails == []
+    event = AlertEvent.objects.get()
+    assert event.notified_at is None
+    assert "email address" in event.notify_error
+
+
+def test_rule_disabled_while_firing_resolves(robot, frozen_clock, add_records):
+    fake, channel = robot
+    rule = make_rule(channel, "backlog", threshold=0)
+    add_records("app", "fcm", "queued", 1)
+    assert evaluate_at(frozen_clock, T0) == 1
+
+    AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
+    assert evaluate_at(frozen_clock, T0 + timedelta(minutes=1)) == 1
+    assert evaluate_at(frozen_clock, T0 + timedelta(minutes=2)) == 0
+    resolved = robot_texts(fake)[1]
+    assert resolved.startswith("[RESOLVED] backlog rule\n")
+    assert "disabled while firing" in resolved
+    rule.refresh_from_db()
+    assert rule.firing is False
+    assert rule.last_evaluated_at == T0

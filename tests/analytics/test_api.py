@@ -28,7 +28,8 @@ def post_event(client, **body):
     return client.post(EVENTS_URL, body, format="json")
 
 
-def test_event_by_record_id_moves_record(sent_record, push_client):
+def test_event_by_record_id_moves_record(sent_record, push_client, frozen_clock):
+    frozen_clock.set(START + timedelta(hours=1))
     response = post_event(push_client, record_id=sent_record.pk, event="opened",
                           occurred_at="2026-12-04T10:00:00Z")
     sent_record.refresh_from_db()
@@ -85,6 +86,38 @@ def test_bad_event_is_400_naming_field(db, push_client, body, field):
     response = post_event(push_client, **body)
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [field]
+
+
+@pytest.mark.parametrize("occurred_at", [
+    "1970-01-01T00:00:00Z",
+    "2026-12-04T09:29:59Z",
+    "2026-12-04T09:35:01Z",
+    "2027-06-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-01:00",
+])
+def test_event_time_outside_send_and_now(sent_record, push_client, occurred_at):
+    response = post_event(push_client, record_id=sent_record.pk, event="opened",
+                          occurred_at=occurred_at)
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["occurred_at"]
+    sent_record.refresh_from_db()
+    assert sent_record.opened_at is None
+
+
+@pytest.mark.parametrize("occurred_at", ["2026-12-04T09:30:00Z", "2026-12-04T09:35:00Z"])
+def test_event_time_at_bounds_is_accepted(sent_record, push_client, occurred_at):
+    response = post_event(push_client, record_id=sent_record.pk, event="opened",
+                          occurred_at=occurred_at)
+    assert response.status_code == 200
+    sent_record.refresh_from_db()
+    assert sent_record.opened_at.isoformat().replace("+00:00", "Z") == occurred_at
+
+
+def test_event_unknown_field_is_400(sent_record, push_client):
+    response = post_event(push_client, record_id=sent_record.pk, event="opened", extra=1)
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["extra"]
 
 
 def test_events_need_push_scope(db, make_client):

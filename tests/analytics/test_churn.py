@@ -121,6 +121,7 @@ def test_open_receipt_records_day(fcm, frozen_clock, post_push, push_client):
     frozen_clock.set(SENT)
     post_push(notification_id="n1", user_id="ann")
     record = PushRecord.objects.get()
+    frozen_clock.set(datetime(2026, 12, 4, 11, tzinfo=UTC))
     push_client.post("/api/v1/notifications/events",
                      {"record_id": record.pk, "event": "opened",
                       "occurred_at": "2026-12-04T11:00:00Z"}, format="json")

@@ -163,3 +163,25 @@ def test_dashboard_default_range(staff_client, settings):
     assert len(series) == 30
     assert series[-1]["day"] == timezone.now().astimezone(SHANGHAI).date().isoformat()
     assert response.context["zone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("start, end, tz", [
+    ("9999-12-31", "9999-12-31", "UTC"),
+    ("0001-01-01", "0001-01-02", "Asia/Shanghai"),
+    ("0001-01-01", "0001-01-02", "America/New_York"),
+    ("1969-12-31", "1970-01-01", "UTC"),
+    ("8999-12-31", "9000-01-01", "UTC"),
+])
+def test_dashboard_rejects_extreme_days(db, staff_client, start, end, tz):
+    response = staff_client.get(URL, {"start": start, "end": end, "tz": tz})
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert errors
+    assert set(errors) <= {"start", "end"}
+    assert "Choose a day from 1970-01-01 to 8999-12-31." in response.content.decode()
+
+
+def test_dashboard_accepts_range_limits(db, staff_client):
+    response = staff_client.get(URL, {"start": "8999-12-31", "end": "8999-12-31", "tz": "UTC"})
+    assert response.status_code == 200
+    assert not response.context["form"].errors

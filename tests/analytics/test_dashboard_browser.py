@@ -86,3 +86,35 @@ def test_dashboard_filter_changes_numbers(chromium, live_server, staff_user, sta
     expect(page.locator("#funnel-table tbody tr").first).to_contain_text("60")
     expect(page.locator("#channel-table tbody tr")).to_have_count(1)
     screenshot(page, "dashboard-sms")
+
+
+def chart_axes(page: Page, element_id: str) -> dict:
+    """Return the x and y axes that plotly.js laid out in one chart element."""
+    return page.evaluate(
+        "(id) => { const layout = document.getElementById(id)._fullLayout;"
+        " return {x: {visible: layout.xaxis.visible, range: layout.xaxis.range,"
+        " dtick: layout.xaxis.dtick, tickformat: layout.xaxis.tickformat},"
+        " y: {range: layout.yaxis.range},"
+        " notes: (layout.annotations || []).map((note) => note.text)}; }",
+        element_id,
+    )
+
+
+def test_dashboard_axes_without_data(chromium, live_server, staff_user):
+    page = admin_page(chromium, live_server, URL)
+    page.goto(f"{live_server.url}{URL}?start=2026-12-01&end=2026-12-01&tz=UTC")
+    expect(page.locator("#series-chart .main-svg").first).to_be_visible()
+
+    channels = chart_axes(page, "channel-chart")
+    assert channels["x"]["visible"] is False
+    assert channels["notes"] == ["No messages in this range"]
+
+    series = chart_axes(page, "series-chart")
+    assert series["x"]["dtick"] == 86400000
+    assert series["x"]["tickformat"] == "%Y-%m-%d"
+    assert series["y"]["range"][0] >= 0
+    tick_labels = page.locator("#series-chart .xtick text").all_text_contents()
+    assert tick_labels
+    assert all(label.startswith("2026-1") for label in tick_labels), tick_labels
+    assert not any(":" in label for label in tick_labels), tick_labels
+    screenshot(page, "dashboard-empty")

@@ -31,11 +31,18 @@ function drawChannels() {
     x: labels,
     y: rows.map((row) => row[key]),
   }));
-  Plotly.newPlot("channel-chart", traces, {
+  const layout = {
     barmode: "group",
     yaxis: {title: {text: "Rate"}, range: [0, 1]},
     margin: {l: 60, r: 20, t: 20, b: 60},
-  }, {responsive: true});
+  };
+  if (rows.length === 0) {
+    // Without categories plotly.js would draw a numeric x axis from -1 to 6.
+    layout.xaxis = {visible: false};
+    layout.annotations = [{text: "No messages in this range", showarrow: false,
+                           xref: "paper", yref: "paper", x: 0.5, y: 0.5}];
+  }
+  Plotly.newPlot("channel-chart", traces, layout, {responsive: true});
 }
 
 function drawSeries() {
@@ -48,9 +55,11 @@ function drawSeries() {
     x: days,
     y: rows.map((row) => row[key]),
   }));
+  // Tick whole days, about ten at most, because plotly.js picks hours for a short range.
+  const daysPerTick = Math.max(1, Math.ceil(days.length / 10));
   Plotly.newPlot("series-chart", traces, {
-    xaxis: {type: "date"},
-    yaxis: {title: {text: "Messages"}, rangemode: "tozero"},
+    xaxis: {type: "date", tickformat: "%Y-%m-%d", dtick: daysPerTick * 86400000},
+    yaxis: {title: {text: "Messages"}, rangemode: "nonnegative"},
     margin: {l: 60, r: 20, t: 20, b: 40},
   }, {responsive: true});
 }
