@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0005_alert_rule_ranges'),
+        ('analytics', '0007_alert_rule_ranges'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0004_user_activity_day'),
+        ('analytics', '0006_engagement_later_hits'),
     ]
 
     operations = [
