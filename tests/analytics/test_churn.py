@@ -298,7 +298,7 @@ def test_churn_repeated_events_count_once(fcm, frozen_clock, post_push, push_cli
             response = push_client.post(
                 "/api/v1/notifications/events",
                 {"record_id": record.pk, "event": event,
-                 "occurred_at": "2026-12-04T11:00:00Z"},
+                 "occurred_at": (SENT + timedelta(minutes=1)).isoformat()},
                 format="json",
             )
             assert response.status_code == 200, response.content
