@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+from datetime import datetime, timedelta
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 
 from preferences.activity import record_activity
 from preferences.models import UserProfile
+from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 from sharestack_push.notifications.fields import (
@@ -23,22 +25,50 @@ from sharestack_push.notifications.serializers import USER_ID_FIELD, AwareDateTi
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS = 1000
+# An app may report activity it stored while offline, so times some days old are
+# accepted; older ones no longer describe when the user is active now. Times ahead of
+# the server clock by more than a device's usual skew are errors.
+MAX_ACTIVITY_AGE = timedelta(days=30)
+ACTIVITY_CLOCK_TOLERANCE = timedelta(minutes=5)
 MAX_ATTRIBUTES_BYTES = 8192
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # `user.locale` is the profile's locale, so no attribute may take its name.
 RESERVED_ATTRIBUTES = frozenset({"locale"})
 
 
+def check_activity_time(value: datetime) -> None:
+    """Raise a ValidationError for a time too old or too far ahead to be activity."""
+    now = clock.now()
+    if value > now + ACTIVITY_CLOCK_TOLERANCE:
+        raise serializers.ValidationError(
+            f"Must not be later than the current time plus "
+            f"{ACTIVITY_CLOCK_TOLERANCE.seconds // 60} minutes."
+        )
+    if value < now - MAX_ACTIVITY_AGE:
+        raise serializers.ValidationError(
+            f"Must be within the last {MAX_ACTIVITY_AGE.days} days."
+        )
+
+
+ACTIVITY_TIME_HELP = (
+    "When the user was active, with its UTC offset: within the last "
+    f"{MAX_ACTIVITY_AGE.days} days and at most "
+    f"{ACTIVITY_CLOCK_TOLERANCE.seconds // 60} minutes ahead of the server clock."
+)
+
+
 class ActivityEventSerializer(StrictSerializer):
     user_id = StrictCharField(**USER_ID_FIELD)
     occurred_at = AwareDateTimeField(
-        help_text="When the user was active, with its UTC offset."
+        validators=[check_activity_time], help_text=ACTIVITY_TIME_HELP
     )
 
 
 class ActivityRequestSerializer(StrictSerializer):
     user_id = StrictCharField(required=False, **USER_ID_FIELD)
-    occurred_at = AwareDateTimeField(required=False)
+    occurred_at = AwareDateTimeField(
+        required=False, validators=[check_activity_time], help_text=ACTIVITY_TIME_HELP
+    )
     events = ActivityEventSerializer(
         many=True,
         required=False,

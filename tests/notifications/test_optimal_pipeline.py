@@ -32,7 +32,8 @@ def push_optimal(post_push, **body):
     return PushRecord.objects.get()
 
 
-def test_activity_counts_local_hours(push_client):
+def test_activity_counts_local_hours(push_client, frozen_clock):
+    frozen_clock.set(datetime(2026, 6, 11, 2, 0, tzinfo=UTC))
     UserProfile.objects.create(user_id="ann", timezone="Asia/Shanghai")
     response = push_client.post(
         ACTIVITY_URL,
@@ -47,7 +48,8 @@ def test_activity_counts_local_hours(push_client):
     assert bar.last_active_at == datetime(2026, 6, 11, 1, 5, tzinfo=UTC)
 
 
-def test_activity_of_unknown_user_uses_default_zone(push_client, settings):
+def test_activity_of_unknown_user_uses_default_zone(push_client, settings, frozen_clock):
+    frozen_clock.set(datetime(2026, 6, 11, 0, 0, tzinfo=UTC))
     settings.PUSH_DEFAULT_TIMEZONE = "UTC"
     learn(push_client, "bob", datetime(2026, 6, 10, 23, 59, tzinfo=UTC))
     assert UserActiveHour.objects.get().hour == 23
@@ -65,12 +67,28 @@ def test_activity_of_unknown_user_uses_default_zone(push_client, settings):
             "events",
         ),
         ({"events": [{"user_id": "ann"}]}, "events[0].occurred_at"),
+        ({"user_id": "ann", "occurred_at": "2026-06-10T02:06:00Z"}, "occurred_at"),
+        ({"user_id": "ann", "occurred_at": "2026-05-10T01:59:00Z"}, "occurred_at"),
+        ({"user_id": "ann", "occurred_at": "9999-12-31T23:59:59Z"}, "occurred_at"),
+        (
+            {"events": [{"user_id": "ann", "occurred_at": "2026-06-10T01:00:00Z"},
+                        {"user_id": "bob", "occurred_at": "1970-01-01T00:00:00Z"}]},
+            "events[1].occurred_at",
+        ),
     ],
 )
-def test_activity_rejects_invalid_events(push_client, body, field):
+def test_activity_rejects_invalid_events(push_client, frozen_clock, body, field):
+    frozen_clock.set(datetime(2026, 6, 10, 2, 0, tzinfo=UTC))
     response = push_client.post(ACTIVITY_URL, body, format="json")
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+    assert not UserActiveHour.objects.exists()
+
+
+def test_activity_accepts_edges_of_window(push_client, frozen_clock):
+    frozen_clock.set(datetime(2026, 6, 10, 2, 0, tzinfo=UTC))
+    learn(push_client, "ann", datetime(2026, 5, 11, 2, 0, tzinfo=UTC),
+          datetime(2026, 6, 10, 2, 5, tzinfo=UTC))
 
 
 def test_activity_needs_push_scope(preferences_client):
@@ -124,6 +142,7 @@ def test_learnt_hour_survives_dst_change(
     # 13:15 UTC is 08:15 in New York before the clocks go forward on 8 March 2026.
     mornings = [datetime(2026, 3, day, 13, 15, tzinfo=UTC) for day in (2, 3, 4)]
     evening = datetime(2026, 3, 5, 1, 0, tzinfo=UTC)  # 20:00 on 4 March
+    frozen_clock.set(evening)
     learn(push_client, "ann", *mornings, evening)
     # 22:00 UTC on 8 March is 18:00 EDT, the first day of daylight saving time.
     frozen_clock.set(datetime(2026, 3, 8, 22, 0, tzinfo=UTC))
@@ -146,8 +165,8 @@ def test_learnt_hour_survives_dst_change(
 
 def test_user_in_active_hour_gets_it_now(fcm, push_client, post_push, frozen_clock):
     add_app_user("ann", "token-ann", timezone="UTC")
-    learn(push_client, "ann", datetime(2026, 6, 9, 9, 30, tzinfo=UTC))
     frozen_clock.set(datetime(2026, 6, 10, 9, 45, tzinfo=UTC))
+    learn(push_client, "ann", datetime(2026, 6, 9, 9, 30, tzinfo=UTC))
 
     record = push_optimal(post_push)
 
@@ -156,6 +175,7 @@ def test_user_in_active_hour_gets_it_now(fcm, push_client, post_push, frozen_clo
 
 def test_tied_hours_take_the_next_one(fcm, push_client, post_push, frozen_clock):
     add_app_user("ann", "token-ann", timezone="UTC")
+    frozen_clock.set(datetime(2026, 6, 10, 10, 0, tzinfo=UTC))
     learn(
         push_client,
         "ann",
@@ -196,8 +216,8 @@ def test_opt_out_before_optimal_hour_is_honoured(
     fcm, push_client, post_push, frozen_clock, beat_tick
 ):
     add_app_user("ann", "token-ann", timezone="UTC")
-    learn(push_client, "ann", datetime(2026, 6, 9, 18, 0, tzinfo=UTC))
     frozen_clock.set(datetime(2026, 6, 10, 9, 0, tzinfo=UTC))
+    learn(push_client, "ann", datetime(2026, 6, 9, 18, 0, tzinfo=UTC))
     record = push_optimal(post_push)
     UserProfile.objects.filter(user_id="ann").update(all_enabled=False)
 
