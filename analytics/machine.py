@@ -34,7 +34,7 @@ APPLE_PRIVACY_PROXY_AGENT = "Mozilla/5.0"
 SCANNER_WORDS = (
     "barracuda", "mimecast", "proofpoint", "symantec", "messagelabs", "forcepoint",
     "trendmicro", "sophos", "fortiguard", "cisco", "ironport", "safelinks",
-    "microsoft office", "bingpreview", "google-safety", "googlebot", "bingbot",
+    "bingpreview", "google-safety", "googlebot", "bingbot",
     "facebot", "slackbot", "applebot", "headlesschrome", "phantomjs", "bot", "crawler",
     "spider", "scanner", "python-requests", "python-urllib", "aiohttp", "go-http-client",
     "curl", "wget", "libwww", "java", "okhttp", "apache-httpclient",

@@ -198,7 +198,6 @@ SCANNER_AGENTS = [
      "HeadlessChrome/120.0.6099.71 Safari/537.36"),
     "Mozilla/5.0 (compatible; Barracuda Sentinel)",
     "Mozilla/5.0 (compatible; Mimecast URL Protect)",
-    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) BingPreview/1.0b",
     "Cisco IronPort link checker",
     "python-requests/2.32.3",
@@ -232,6 +231,8 @@ PERSON_AGENTS = [
      "Version/17.5 Safari/605.1.15 (San Francisco office)"),
     ("Mozilla/5.0 (Linux; Android 12; M2101K6G) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/120.0 Mobile Safari/537.36 MicroMessenger/8.0.44 JavaScriptCore"),
+    # Desktop Outlook fetches images itself when a person opens the message.
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
 ]
 
 
