@@ -8,7 +8,12 @@ from rest_framework.response import Response
 
 from analytics.churn import churn_response
 from analytics.query import channel_comparison
-from analytics.views import STAT_FIELDS, FilterQuerySerializer, reject_empty_or_repeated_params
+from analytics.views import (
+    STAT_FIELDS,
+    DaysField,
+    FilterQuerySerializer,
+    reject_empty_or_repeated_params,
+)
 from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 
@@ -57,7 +62,7 @@ class ChannelComparisonView(ApiView):
 
 
 class ChurnQuerySerializer(FilterQuerySerializer):
-    days = serializers.IntegerField(
+    days = DaysField(
         min_value=1,
         max_value=365,
         default=30,

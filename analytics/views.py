@@ -1,5 +1,6 @@
 """Engagement events from the app SDK, and delivery statistics."""
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -349,8 +350,21 @@ class StatsView(ApiView):
             raise exceptions.PermissionDenied(f"This API key lacks the '{scope}' scope.")
 
 
+class DaysField(serializers.IntegerField):
+    """A whole number of days in a query string, written in ASCII digits only.
+
+    Python's int() also reads other scripts' digits and a leading plus sign, which
+    the other query parameters reject.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not re.fullmatch(r"[0-9]{1,6}", data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class EngagementQuerySerializer(serializers.Serializer):
-    days = serializers.IntegerField(
+    days = DaysField(
         min_value=1, max_value=365, default=90, help_text="Days back from now, 1 to 365."
     )
 

@@ -75,3 +75,17 @@ def test_engagement_user_id_of_64_characters(admin_client):
     response = admin_client.get(ENGAGEMENT.format("x" * 64))
     assert response.status_code == 200
     assert response.json()["user_id"] == "x" * 64
+
+
+@pytest.mark.parametrize("url", [CHURN, ENGAGEMENT.format("ann")])
+@pytest.mark.parametrize("days", ["٣", "%2B5", "%205", "5.0", "1e1"])
+def test_days_needs_ascii_digits(admin_client, url, days):
+    response = admin_client.get(f"{url}?days={days}")
+    assert response.status_code == 400
+    assert error_fields(response) == ["days"]
+
+
+@pytest.mark.parametrize("url", [CHURN, ENGAGEMENT.format("ann")])
+def test_days_in_ascii_digits_is_accepted(admin_client, url):
+    response = admin_client.get(f"{url}?days=7")
+    assert response.status_code == 200
