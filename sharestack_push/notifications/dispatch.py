@@ -5,11 +5,16 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from sharestack_push.notifications import clock
 from sharestack_push.notifications.audience import audience_chunks
-from sharestack_push.notifications.constants import OPEN_RECORD_STATUSES, TaskStatus
+from sharestack_push.notifications.constants import (
+    OPEN_RECORD_STATUSES,
+    Reason,
+    RecordStatus,
+    TaskStatus,
+)
 from sharestack_push.notifications.fanout import create_channel_records, create_chunk_records
 from sharestack_push.notifications.models import FallbackState, PushRecord, PushTask
 
@@ -56,13 +61,36 @@ def dispatch_task(task_id: str, enqueue_chunk: ChunkSink, enqueue_send: SendSink
     return count
 
 
+# Records that no provider has received yet, which a cancel stops.
+CANCELLABLE_RECORD_STATUSES = (RecordStatus.QUEUED, RecordStatus.DEFERRED, RecordStatus.RETRYING)
+
+
+def stop_unsent_records(records: QuerySet[PushRecord], now: datetime) -> int:
+    """Suppress the given records of a cancelled task that no provider has received."""
+    return records.filter(status__in=CANCELLABLE_RECORD_STATUSES).update(
+        status=RecordStatus.SUPPRESSED, reason=Reason.TASK_CANCELLED,
+        next_attempt_at=None, updated_at=now,
+    )
+
+
 def process_chunk(task_id: str, user_ids: list[str], enqueue_send: SendSink,
                   now: datetime | None = None) -> int:
-    """Create one chunk's records and enqueue the sendable ones; return how many."""
+    """Create one chunk's records and enqueue the sendable ones; return how many.
+
+    A cancel may commit while the records are being written, after its own update
+    of the records ran. So the status is read again once they are stored, and a
+    cancelled task's new records are stopped here instead of being sent.
+    """
     task = PushTask.objects.filter(pk=task_id).first()
     if task is None or task.status == TaskStatus.CANCELLED:
         return 0
     queued = create_chunk_records(task, user_ids, now)
+    if PushTask.objects.filter(pk=task.pk, status=TaskStatus.CANCELLED).exists():
+        chunk = PushRecord.objects.filter(task=task, user_id__in=user_ids)
+        stopped = stop_unsent_records(chunk, clock.now())
+        logger.info("dispatch: task %s was cancelled during fan-out, %s records stopped",
+                    task.pk, stopped)
+        return 0
     enqueue_by_kind(queued, enqueue_send)
     PushTask.objects.filter(pk=task.pk).update(chunks_done=F("chunks_done") + 1)
     finish_task_if_done(task.pk)

@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from sharestack_push.notifications import clock
-from sharestack_push.notifications.constants import Reason, RecordStatus, TaskStatus
+from sharestack_push.notifications.constants import TaskStatus
+from sharestack_push.notifications.dispatch import stop_unsent_records
 from sharestack_push.notifications.models import ApiKey, PushTask
 from sharestack_push.notifications.serializers import PushSerializer
 from sharestack_push.notifications.tasks import enqueue_dispatch
@@ -16,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 FINISHED_TASK_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 # Records in these states have not been handed to a provider, so a cancel stops them.
-CANCELLABLE_RECORD_STATUSES = (RecordStatus.QUEUED, RecordStatus.DEFERRED, RecordStatus.RETRYING)
 
 
 class TaskFinished(Exception):
@@ -113,9 +113,8 @@ def cancel_task(tasks: QuerySet[PushTask], task_id: Any) -> tuple[PushTask, int]
         now = clock.now()
         task.status, task.completed_at = TaskStatus.CANCELLED, now
         task.save(update_fields=["status", "completed_at", "updated_at"])
-        stopped = task.records.filter(status__in=CANCELLABLE_RECORD_STATUSES).update(
-            status=RecordStatus.SUPPRESSED, reason=Reason.TASK_CANCELLED,
-            next_attempt_at=None, updated_at=now,
-        )
+    # The status commits first: a chunk job that stores records after this point
+    # reads it and stops them itself, and records stored before are caught here.
+    stopped = stop_unsent_records(task.records.all(), now)
     logger.info("push: cancelled task %s, %s records stopped", task.pk, stopped)
     return task, stopped

@@ -10,6 +10,7 @@ import pytest
 
 from channels_app.models import Channel, Device
 from preferences.models import UserProfile, UserPushPreference
+from sharestack_push.notifications import dispatch
 from sharestack_push.notifications.delivery import send_records
 from sharestack_push.notifications.models import PushRecord, PushTask
 from templates.models import PushTemplate
@@ -375,6 +376,29 @@ def test_cancel_stops_deferred_records(fcm, frozen_clock, post_push, beat_tick, 
     assert record.reason == "task_cancelled"
     frozen_clock.set(berlin(7, 0, day=11))
     beat_tick()
+    assert fcm.requests == []
+
+
+def test_cancel_during_fanout_sends_nothing(fcm, frozen_clock, post_push, push_client,
+                                            monkeypatch):
+    add_app_user("ann", "tok-ann")
+    frozen_clock.set(berlin(12))
+    task_id = post_push(notification_id="later", user_id="ann",
+                        schedule_time=berlin(13).isoformat()).json()["id"]
+    store_records = dispatch.create_chunk_records
+
+    def cancel_then_store(task, user_ids, now):
+        # The cancel commits after the chunk job read the status, before its records
+        # exist, so the cancel's own update finds nothing to stop.
+        assert push_client.post(f"{PUSH_URL}/{task_id}/cancel").status_code == 200
+        return store_records(task, user_ids, now)
+
+    monkeypatch.setattr(dispatch, "create_chunk_records", cancel_then_store)
+    sent = dispatch.process_chunk(task_id, ["ann"], lambda kind, ids: send_records(ids))
+
+    record = PushRecord.objects.get()
+    assert sent == 0
+    assert (record.status, record.reason) == ("suppressed", "task_cancelled")
     assert fcm.requests == []
 
 
