@@ -8,6 +8,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
+from sharestack_push.notifications.fields import storable_text_problem
 from templates.models import PushTemplate
 from templates.preview import preview_template, render_preview
 from templates.serializers import PushTemplateSerializer
@@ -68,6 +69,9 @@ class PushTemplateForm(forms.ModelForm):
             return {}
         if not isinstance(value, dict):
             raise forms.ValidationError("Must be a JSON object.")
+        problem = storable_text_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
         return value
 
     def clean(self) -> dict[str, Any]:

@@ -266,6 +266,8 @@ def row_problem(row: list[str], column: int) -> str:
     value = row[column].strip() if column < len(row) else ""
     if not value:
         return "user_id is empty."
+    if "\x00" in value:
+        return "user_id contains a NUL character."
     if len(value) > USER_ID_MAX_LENGTH:
         return f"user_id {value[:16]!r}… is longer than {USER_ID_MAX_LENGTH} characters."
     return ""

@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from preferences.models import UserProfile
+from sharestack_push.notifications.fields import storable_text_problem
 
 # Operators that compare with a value, and those that take none.
 VALUE_OPERATORS = ("equals", "not_equals", "one_of", "greater_than", "less_than")
@@ -33,6 +34,9 @@ def condition_problem(condition: Any) -> str:
         return "attribute must be a name of letters, digits and _ (at most 64)"
     if operator not in OPERATORS:
         return f"operator must be one of {', '.join(OPERATORS)}"
+    stored = storable_text_problem(condition.get("value"))
+    if stored:
+        return f"value: {stored[0].lower()}{stored[1:].rstrip('.')}"
     return _value_problem(operator, condition)
 
 

@@ -108,6 +108,12 @@ def test_upload_long_id_names_line(campaign):
     assert errors == ["Line 4: user_id 'xxxxxxxxxxxxxxxx'… is longer than 64 characters."]
 
 
+def test_upload_nul_names_line(campaign):
+    assert upload_errors(campaign, "user_id\nada\nb\x00o\n") == [
+        "Line 3: user_id contains a NUL character."
+    ]
+
+
 def test_upload_counts_unlisted_bad_lines(campaign):
     errors = upload_errors(campaign, "user_id\n" + ",\n" * 25)
     assert len(errors) == 21

@@ -135,6 +135,8 @@ def test_segment_lookup_names_combine(lookup_named_cast):
          "Condition 0: equals needs a string, number or boolean."),
         ([{"attribute": "plan", "operator": "equals", "value": "x", "unit": "s"}],
          "Condition 0: unknown keys unit."),
+        ([{"attribute": "plan", "operator": "one_of", "value": ["ok", "g\x00"]}],
+         "Condition 0: value: text must not contain NUL characters."),
     ],
 )
 def test_segment_validation_names_problem(conditions, message):

@@ -108,6 +108,12 @@ def test_sample_variables_must_be_object(staff_client):
     assert errors["sample_variables"] == ["Must be a JSON object."]
 
 
+def test_sample_variables_reject_nul(staff_client):
+    response = staff_client.post(ADD_URL, form_data(sample_variables='{"code": "\\u0000"}'))
+    errors = response.context["adminform"].form.errors
+    assert errors["sample_variables"] == ["Text must not contain NUL characters."]
+
+
 def test_change_page_shows_rendered_preview(staff_client):
     template = make_template(html_template="<p>Hi {{ name }}</p>")
     url = reverse("admin:push_templates_pushtemplate_change", args=[template.pk])
