@@ -7,7 +7,7 @@ ADMIN_PREFIX = "/admin/"
 
 
 class RejectNulInAdminQueryMiddleware:
-    """Answer 400 to an admin request whose query string contains a NUL character.
+    """Middleware that answers 400 to an admin request with a NUL in its query string.
 
     PostgreSQL rejects NUL in text, so a list filter such as ?reason=%00 would end in
     a database error. The API checks its own parameters and names the field instead.
