@@ -107,8 +107,16 @@ def daily_series(params: dict[str, Any], start: date, end: date) -> list[dict[st
 
 
 def dashboard(request: HttpRequest) -> TemplateResponse:
-    """Render the dashboard for the filters in the query string, or the last 30 days."""
-    form = DashboardForm(request.GET or None, initial=default_filters())
+    """Render the dashboard for the filters in the query string, or the last 30 days.
+
+    A filter the query string leaves out takes its default, so a link that names only
+    a campaign shows that campaign over the default days.
+    """
+    defaults = default_filters()
+    bound = None
+    if request.GET:
+        bound = {name: str(value) for name, value in defaults.items()} | request.GET.dict()
+    form = DashboardForm(bound, initial=defaults)
     if request.GET and form.is_valid():
         data = form.cleaned_data
     else:

@@ -80,6 +80,16 @@ def test_dashboard_campaign_filter(stats, staff_client):
     assert funnel(response) == {"sent": 4, "delivered": 4, "opened": 1, "clicked": 0}
 
 
+def test_dashboard_link_with_campaign_only(staff_client):
+    yesterday = (timezone.now() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    campaign = Campaign.objects.create(name="Winter sale", notification_type="promo")
+    add_stat(yesterday, notification_type="promo", campaign_id=campaign.pk, sent=4)
+    add_stat(yesterday, sent=9)
+    response = staff_client.get(URL, {"campaign": str(campaign.pk)})
+    assert response.context["form"].errors == {}
+    assert funnel(response)["sent"] == 4
+
+
 def test_dashboard_outside_campaigns(stats, staff_client):
     campaign = Campaign.objects.create(name="Winter sale", notification_type="promo")
     add_stat(LATE_EVENING, notification_type="promo", campaign_id=campaign.pk, sent=4)
