@@ -25,7 +25,11 @@ from sharestack_push.notifications.constants import (
     EngagementSource,
     Scope,
 )
-from sharestack_push.notifications.fields import StrictSerializer
+from sharestack_push.notifications.fields import (
+    CLOCK_SKEW_MINUTES,
+    StrictSerializer,
+    check_not_ahead_of_clock,
+)
 from sharestack_push.notifications.models import PushRecord
 from sharestack_push.notifications.receipts import apply_receipt
 from sharestack_push.notifications.serializers import AwareDateTimeField
@@ -41,10 +45,6 @@ SDK_EVENT_KINDS = {
 }
 
 
-# How far an SDK event may lie ahead of the server clock, to allow for device clock skew.
-EVENT_CLOCK_TOLERANCE = timedelta(minutes=5)
-
-
 class EventSerializer(StrictSerializer):
     record_id = serializers.IntegerField(min_value=1, required=False)
     message_id = serializers.CharField(max_length=255, required=False)
@@ -52,12 +52,7 @@ class EventSerializer(StrictSerializer):
     occurred_at = serializers.DateTimeField(required=False)
 
     def validate_occurred_at(self, value: datetime) -> datetime:
-        latest = clock.now() + EVENT_CLOCK_TOLERANCE
-        if value > latest:
-            raise serializers.ValidationError(
-                f"Must not be later than the current time plus "
-                f"{EVENT_CLOCK_TOLERANCE.seconds // 60} minutes ({latest.isoformat()})."
-            )
+        check_not_ahead_of_clock(value)
         return value
 
     def validate(self, attrs):
@@ -89,7 +84,7 @@ class EventView(ApiView):
         "event implies the earlier ones, so a click also marks the record delivered "
         "and opened. occurred_at defaults to the time of the request. It must not be "
         "earlier than the record was sent (or created, if it was not sent), nor more "
-        f"than {EVENT_CLOCK_TOLERANCE.seconds // 60} minutes later than the server's "
+        f"than {CLOCK_SKEW_MINUTES} minutes later than the server's "
         "clock. Unknown fields are rejected. "
         "Opens and clicks reported here always count as human.",
     )

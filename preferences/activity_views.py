@@ -16,9 +16,11 @@ from sharestack_push.notifications import clock
 from sharestack_push.notifications.apiview import ApiView
 from sharestack_push.notifications.constants import Scope
 from sharestack_push.notifications.fields import (
+    CLOCK_SKEW_MINUTES,
     JsonObjectField,
     StrictCharField,
     StrictSerializer,
+    check_not_ahead_of_clock,
 )
 from sharestack_push.notifications.serializers import USER_ID_FIELD, AwareDateTimeField
 
@@ -26,10 +28,8 @@ logger = logging.getLogger(__name__)
 
 MAX_EVENTS = 1000
 # An app may report activity it stored while offline, so times some days old are
-# accepted; older ones no longer describe when the user is active now. Times ahead of
-# the server clock by more than a device's usual skew are errors.
+# accepted. Older ones no longer describe when the user is active now.
 MAX_ACTIVITY_AGE = timedelta(days=30)
-ACTIVITY_CLOCK_TOLERANCE = timedelta(minutes=5)
 MAX_ATTRIBUTES_BYTES = 8192
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # `user.locale` is the profile's locale, so no attribute may take its name.
@@ -38,13 +38,8 @@ RESERVED_ATTRIBUTES = frozenset({"locale"})
 
 def check_activity_time(value: datetime) -> None:
     """Raise a ValidationError for a time too old or too far ahead to be activity."""
-    now = clock.now()
-    if value > now + ACTIVITY_CLOCK_TOLERANCE:
-        raise serializers.ValidationError(
-            f"Must not be later than the current time plus "
-            f"{ACTIVITY_CLOCK_TOLERANCE.seconds // 60} minutes."
-        )
-    if value < now - MAX_ACTIVITY_AGE:
+    check_not_ahead_of_clock(value)
+    if value < clock.now() - MAX_ACTIVITY_AGE:
         raise serializers.ValidationError(
             f"Must be within the last {MAX_ACTIVITY_AGE.days} days."
         )
@@ -53,7 +48,7 @@ def check_activity_time(value: datetime) -> None:
 ACTIVITY_TIME_HELP = (
     "When the user was active, with its UTC offset: within the last "
     f"{MAX_ACTIVITY_AGE.days} days and at most "
-    f"{ACTIVITY_CLOCK_TOLERANCE.seconds // 60} minutes ahead of the server clock."
+    f"{CLOCK_SKEW_MINUTES} minutes ahead of the server clock."
 )
 
 

@@ -4,13 +4,30 @@ DRF turns 0 into False and 5 into "5". An API that documents types returns 400 i
 """
 
 import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sharestack_push.notifications import clock
+
 MAX_JSON_DEPTH = 20
+# How far a reported time may lie ahead of the server clock, to allow for the clock
+# skew of devices.
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+CLOCK_SKEW_MINUTES = CLOCK_SKEW_TOLERANCE.seconds // 60
+
+
+def check_not_ahead_of_clock(value: datetime) -> None:
+    """Raise a ValidationError when a reported time is further ahead than the skew allows."""
+    latest = clock.now() + CLOCK_SKEW_TOLERANCE
+    if value > latest:
+        raise serializers.ValidationError(
+            f"Must not be later than the current time plus {CLOCK_SKEW_MINUTES} "
+            f"minutes ({latest.isoformat()})."
+        )
 
 
 def storable_text_problem(value: Any) -> str | None:
