@@ -194,7 +194,7 @@ def close_disabled_rule(rule_id: int, now: datetime) -> AlertEvent | None:
     """Resolve a rule that was disabled while firing, and return its RESOLVED event.
 
     The event is sent like any other, so the recipients of the firing message learn
-    that the rule stopped. Its text says the condition was not measured.
+    that the rule stopped. Its text states that the condition was not measured.
     """
     with transaction.atomic():
         rule = (

@@ -7,7 +7,7 @@ ADMIN_PREFIX = "/admin/"
 
 
 class RejectNulInAdminQueryMiddleware:
-    """Middleware that answers 400 to an admin request with a NUL in its query string.
+    """Middleware that returns 400 for an admin request with a NUL in its query string.
 
     PostgreSQL rejects NUL in text, so a list filter such as ?reason=%00 would end in
     a database error. The API checks its own parameters and names the field instead.

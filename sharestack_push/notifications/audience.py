@@ -29,7 +29,7 @@ def keyset_chunks(rows: QuerySet, key: str, chunk_size: int) -> Iterator[list[st
     """Stream the user_id of `rows` by keyset pagination on the unique column `key`.
 
     Each query starts after the last key of the one before (never OFFSET), so every
-    chunk costs one index range scan and memory holds one chunk.
+    chunk costs one index range scan and memory keeps only one chunk.
     """
     last_key = None
     while True:

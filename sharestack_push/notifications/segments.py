@@ -100,9 +100,8 @@ def condition_q(condition: dict, alias: str) -> Q:
         return ~Q(**{alias: value}) | ~Q(attributes__has_key=attribute)
     if operator == "one_of":
         return Q(**{f"{alias}__in": value})
-    # NOTE: a stored value that is not a number compares by JSON type order on
-    # PostgreSQL and by SQLite's type order on SQLite, so a string attribute may
-    # match greater_than; keep numeric attributes numeric.
+    # NOTE: a stored value that is not a number compares by the database's type order
+    # (JSON's on PostgreSQL, SQLite's own on SQLite), so a string may match greater_than.
     lookup = "gt" if operator == "greater_than" else "lt"
     return Q(**{f"{alias}__{lookup}": value})
 
